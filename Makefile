@@ -1,0 +1,38 @@
+# The README's commands. Each target creates the virtual environment first when it is missing
+# or older than pyproject.toml; nothing is reinstalled when it is up to date.
+PYTHON ?= python3.11
+VENV   := .venv
+STAMP  := $(VENV)/.posebench-installed
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup repro test test-fast perf study clean-runs
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml bench/install.py
+	$(PYTHON) bench/install.py $(VENV)
+	touch $@
+
+# The whole study on the embedded default: data -> train (method x seed) -> evaluate -> report.
+repro: $(STAMP)
+	@test -d .dvc || dvc init -q
+	dvc repro
+
+test: $(STAMP)
+	python -m pytest
+
+# Everything but the end-to-end trainings (seconds).
+test-fast: $(STAMP)
+	python -m pytest -m "not slow"
+
+# Micro-benchmarks: reports/perf.md and reports/perf.csv (not part of `repro`).
+perf: $(STAMP)
+	python -m bench perf
+
+# The full study profile (every method, 8 seeds, 20 epochs): hours on a CPU, see README.
+study: $(STAMP)
+	@test -d .dvc || dvc init -q
+	cp params.study.yaml params.yaml && dvc repro
+
+clean-runs:
+	rm -rf runs

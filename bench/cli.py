@@ -1,0 +1,61 @@
+"""``python -m bench <stage>`` / ``bench <stage>``: one sub-command per DVC stage.
+
+Every command validates ``params.yaml`` first and turns the project's own errors (bad params,
+a broken dataset, a diverged run) into one line on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog='bench', description=__doc__.splitlines()[0])
+    p.add_argument('--params', default=None,
+                   help='params file (default: params.yaml in the current directory)')
+    sub = p.add_subparsers(dest='command', required=True, metavar='COMMAND')
+
+    sub.add_parser('check-params', help='validate params.yaml and exit')
+    sub.add_parser('data', help='generate (stickman) or validate (coco) the dataset, draw the '
+                   'contact sheet, write data/manifest.json')
+    for name, text in (('train', 'train one run (method x seed) with MMEngine\'s Runner; '
+                        'resumes from the last checkpoint'),
+                       ('evaluate', 'score one trained run on the test split')):
+        sp = sub.add_parser(name, help=text)
+        sp.add_argument('--method', required=True, help='a key of params.yaml `methods`')
+        sp.add_argument('--seed', required=True, type=int, help='one of params.yaml `seeds`')
+    sub.add_parser('report', help='tables, figures and reports/README.md from every run')
+    sp = sub.add_parser('perf', help='micro-benchmarks: codec, loss, training step, pipeline')
+    sp.add_argument('--quick', action='store_true', help='fewer repeats (for tests)')
+    sp.add_argument('--out', default='reports', help='output folder')
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from bench.errors import USER_ERRORS
+    try:
+        from bench.params import load_params
+        params = load_params(args.params)
+        if args.command == 'check-params':
+            print(f'{args.params or "params.yaml"}: ok ({len(params.active_methods)} methods x '
+                  f'{len(params.seeds)} seeds)')
+            return 0
+        if args.command == 'data':
+            from bench.stages.data import run
+            run(params)
+        elif args.command in ('train', 'evaluate'):
+            from bench.stages import evaluate, train
+            stage = train if args.command == 'train' else evaluate
+            stage.run(params, args.method, args.seed)
+        elif args.command == 'report':
+            from bench.stages.report import run
+            run(params)
+        elif args.command == 'perf':
+            from bench.perf import run
+            run(params, out_dir=args.out, quick=args.quick)
+    except USER_ERRORS as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    return 0

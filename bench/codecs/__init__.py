@@ -1,0 +1,4 @@
+"""Keypoint codecs registered in ``mmpose.registry.KEYPOINT_CODECS``."""
+from .pixel_class_label import PixelClassLabel
+
+__all__ = ['PixelClassLabel']

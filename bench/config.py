@@ -1,0 +1,106 @@
+"""Turn ``params.yaml`` + a method's MMPose config into the MMEngine ``Config`` of one run.
+
+The configs in ``mmpose_configs/`` are complete MMPose configs; this module only overwrites
+the values that ``params.yaml`` owns (geometry, backbone, schedule, data paths, seed), and it
+writes each of them into *every* place that MMPose reads it from (codec in the head and in the
+target generator, input size in every ``TopdownAffine``), so the formulations cannot drift apart.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from mmengine.config import Config
+
+from bench.params import CONFIG_DIR, STICKMAN_ROOT, Params, workdir
+
+# ResNet's last stage has base_channels * 8 * expansion output channels.
+_EXPANSION = {18: 1, 34: 1, 50: 4, 101: 4, 152: 4}
+
+
+def num_keypoints(metainfo_file: str) -> int:
+    """K from an MMPose metainfo file (``configs/_base_/datasets/*.py`` or a path)."""
+    from mmpose.datasets.datasets.utils import parse_pose_metainfo
+    return int(parse_pose_metainfo(dict(from_file=metainfo_file))['num_keypoints'])
+
+
+def data_layout(params: Params) -> dict[str, Any]:
+    """Where the dataset lives: ``root`` (absolute, trailing /), ``ann_files``, ``img_prefix``."""
+    if params.data.source == 'stickman':
+        root = STICKMAN_ROOT
+        ann = {s: f'annotations/{s}.json' for s in ('train', 'val', 'test')}
+        prefix = 'images/'
+    else:
+        root = params.data.coco.root
+        ann = dict(params.data.coco.ann_files)
+        prefix = params.data.coco.img_prefix
+    root = str(workdir() / root).rstrip('/') + '/'  # absolute: MMEngine joins it as is
+    return dict(root=root, ann_files=ann, img_prefix=prefix)
+
+
+def _set_codec_geometry(codec: dict, params: Params) -> dict:
+    codec = dict(codec)
+    codec.update(input_size=tuple(params.model.input_size),
+                 heatmap_size=tuple(params.model.heatmap_size), sigma=params.model.sigma)
+    return codec
+
+
+def build_config(params: Params, method: str, seed: int,
+                 work_dir: str | Path | None = None) -> Config:
+    """The full MMEngine config of run (``method``, ``seed``); nothing is built yet."""
+    spec = params.methods[method]
+    cfg = Config.fromfile(str(CONFIG_DIR / spec.config))
+    m, t = params.model, params.train
+    layout = data_layout(params)
+    k = num_keypoints(params.data.metainfo)
+
+    codec = _set_codec_geometry(cfg.codec, params)
+    cfg.codec = codec
+    head = cfg.model.head
+    head.decoder = codec
+    head.out_channels = k
+    head.in_channels = m.backbone.base_channels * 8 * _EXPANSION[m.backbone.depth]
+    head.deconv_out_channels = tuple(m.deconv_channels)
+    head.deconv_kernel_sizes = tuple(4 for _ in m.deconv_channels)
+    if spec.loss is not None:
+        head.loss = copy.deepcopy(dict(spec.loss))
+    cfg.model.backbone.update(depth=m.backbone.depth, stem_channels=m.backbone.stem_channels,
+                              base_channels=m.backbone.base_channels)
+
+    metainfo = dict(from_file=params.data.metainfo)
+    for split in ('train', 'val', 'test'):
+        loader = cfg[f'{split}_dataloader']
+        ds = loader.dataset
+        ds.update(data_root=layout['root'], ann_file=layout['ann_files'][split],
+                  data_prefix=dict(img=layout['img_prefix']), metainfo=metainfo)
+        for tr in ds.pipeline:
+            if tr['type'] == 'TopdownAffine':
+                tr['input_size'] = tuple(m.input_size)
+            elif tr['type'] == 'GenerateTarget':
+                tr['encoder'] = codec
+        loader.num_workers = t.workers
+        loader.persistent_workers = False
+        if split == 'train':
+            loader.batch_size = t.batch_size
+    for split in ('val', 'test'):
+        evaluators = cfg[f'{split}_evaluator']
+        for ev in evaluators:
+            if ev['type'] == 'CocoMetric':
+                ev['ann_file'] = layout['root'] + layout['ann_files'][split]
+
+    cfg.train_cfg = dict(by_epoch=True, max_epochs=t.epochs, val_interval=t.val_interval)
+    cfg.optim_wrapper = dict(optimizer=dict(type='Adam', lr=t.lr))
+    milestones = [e for e in t.milestones if e < t.epochs]
+    cfg.param_scheduler = [
+        dict(type='LinearLR', begin=0, end=max(t.warmup_iters, 1), start_factor=0.01,
+             by_epoch=False),
+        dict(type='MultiStepLR', begin=0, end=t.epochs, milestones=milestones or [t.epochs],
+             gamma=0.1, by_epoch=True),
+    ]
+    cfg.randomness = dict(seed=seed, deterministic=t.deterministic)
+    cfg.launcher = t.launcher
+    for key, value in spec.cfg_options.items():
+        cfg.merge_from_dict({key: value})
+    cfg.work_dir = str(work_dir or workdir() / 'runs' / method / f'seed{seed}' / 'train')
+    return cfg

@@ -1,0 +1,1 @@
+"""Datasets of the benchmark: the embedded synthetic default, validation and contact sheets."""

@@ -1,0 +1,193 @@
+"""Hooks that every posebench run adds to MMEngine's ``Runner`` (registered in ``HOOKS``)."""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from mmengine.dataset import pseudo_collate
+from mmengine.hooks import Hook
+from mmpose.registry import HOOKS
+
+
+class DivergenceError(RuntimeError):
+    """A run produced a non-finite loss or weights; the message is one line."""
+
+
+@HOOKS.register_module()
+class DivergenceGuardHook(Hook):
+    """Stop a run at the first non-finite loss, or non-finite weights at the end of an epoch.
+
+    MMEngine would otherwise train on NaNs to the end and write checkpoints full of them.
+
+    Args:
+        run_name (str): ``<method>/seed<k>``, named in the error.
+        check_weights_every (int): also check every parameter each this many iterations.
+    """
+    priority = 'VERY_HIGH'
+
+    def __init__(self, run_name: str = 'run', check_weights_every: int = 50):
+        self.run_name = run_name
+        self.check_weights_every = check_weights_every
+
+    def _fail(self, runner, what: str) -> None:
+        raise DivergenceError(
+            f'run {self.run_name} diverged at epoch {runner.epoch + 1}, iteration '
+            f'{runner.iter + 1}: {what}; lower train.lr or check the loss settings')
+
+    def _check_weights(self, runner) -> None:
+        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        for name, p in model.named_parameters():
+            if not torch.isfinite(p).all():
+                self._fail(runner, f'non-finite weights in {name}')
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        for key, value in (outputs or {}).items():
+            if 'loss' in key and not math.isfinite(float(value)):
+                self._fail(runner, f'{key}={float(value)}')
+        if (runner.iter + 1) % self.check_weights_every == 0:
+            self._check_weights(runner)
+
+    def after_train_epoch(self, runner):
+        self._check_weights(runner)
+
+
+@HOOKS.register_module()
+class DVCLiveLoggerHook(Hook):
+    """Per-epoch learning curves through DVCLive, one directory per run.
+
+    Stock ``DVCLiveVisBackend`` is avoided on purpose: without a git identity it runs
+    ``dvc init -f --no-scm``, which wipes the project's ``.dvc/`` and its cache. Here DVCLive
+    writes plain files (``dvcyaml=False``, no experiment saving); ``dvc.yaml`` declares them.
+
+    Logged per epoch: the mean of every training log variable (``train/loss``, ``train/loss_kpt``,
+    ``train/acc_pose``, the classification losses' ``bg_part``/``fg_part``...) and every
+    validation metric (``val/PCK``, ``val/EPE``, ``val/coco/AP``...).
+
+    Args:
+        live_dir (str): DVCLive directory of this run.
+    """
+    priority = 'LOW'
+
+    def __init__(self, live_dir: str):
+        self.live_dir = live_dir
+        self._live = None
+        self._sums = defaultdict(float)
+        self._count = 0
+
+    def before_train(self, runner):
+        from dvclive import Live
+        resuming = runner.epoch > 0
+        if resuming:
+            _truncate_tsv(Path(self.live_dir), keep_below=runner.epoch + 1)
+        self._live = Live(self.live_dir, resume=resuming, dvcyaml=False, save_dvc_exp=False,
+                          report=None, monitor_system=False)
+
+    def before_train_epoch(self, runner):
+        self._sums.clear()
+        self._count = 0
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        for key, value in (outputs or {}).items():
+            self._sums[key] += float(value)
+        self._count += 1
+
+    def after_train_epoch(self, runner):
+        self._live.step = runner.epoch + 1
+        for key, total in self._sums.items():
+            self._live.log_metric(f'train/{key}', total / max(self._count, 1))
+        self._live.log_metric('train/lr', float(runner.optim_wrapper.get_lr()['lr'][0]))
+
+    def after_val_epoch(self, runner, metrics=None):
+        if self._live is None:
+            return
+        self._live.step = runner.epoch
+        for key, value in (metrics or {}).items():
+            if isinstance(value, (int, float, np.floating)):
+                self._live.log_metric(f'val/{key}', float(value))
+        self._live.make_summary()
+
+    def after_train(self, runner):
+        if self._live is not None:
+            self._live.make_summary()
+            self._live.end()
+
+
+def _truncate_tsv(live_dir: Path, keep_below: int) -> None:
+    """Drop rows logged for epochs that a resumed run will train again."""
+    for tsv in live_dir.glob('plots/metrics/**/*.tsv'):
+        lines = tsv.read_text().splitlines()
+        if not lines:
+            continue
+        header = lines[0].split('\t')
+        step = header.index('step')
+        kept = [lines[0]] + [ln for ln in lines[1:] if int(ln.split('\t')[step]) < keep_below]
+        tsv.write_text('\n'.join(kept) + '\n')
+
+
+@HOOKS.register_module()
+class HeatmapSnapshotHook(Hook):
+    """Save the predicted heatmaps of a fixed set of validation images at chosen epochs.
+
+    Each snapshot is ``<out_dir>/epoch_<e>.npz`` with ``images`` (n, h, w, 3) uint8 RGB model
+    inputs, ``heatmaps`` (n, C, H, W) float32 (C = K for regression, K+1 with background first
+    for classification), ``keypoints`` (n, K, 2) predictions and ``gt`` (n, K, 2) targets, both in
+    input-image pixels. The final epoch is always saved.
+
+    Args:
+        out_dir (str): where the snapshots go.
+        epochs (list[int]): 1-based epochs to snapshot.
+        num_images (int): the first ``num_images`` validation samples.
+    """
+    priority = 'LOW'
+
+    def __init__(self, out_dir: str, epochs=(1, 5, 15), num_images: int = 4):
+        self.out_dir = Path(out_dir)
+        self.epochs = set(int(e) for e in epochs)
+        self.num_images = num_images
+
+    def after_train_epoch(self, runner):
+        epoch = runner.epoch + 1
+        if epoch not in self.epochs and epoch != runner.max_epochs:
+            return
+        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        dataset = runner.val_dataloader.dataset
+        n = min(self.num_images, len(dataset))
+        batch = pseudo_collate([dataset[i] for i in range(n)])
+        head_cfg = model.head.test_cfg
+        saved = dict(head_cfg)
+        head_cfg.update(output_heatmaps=True, flip_test=False)
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                samples = model.test_step(batch)
+        finally:
+            head_cfg.clear()
+            head_cfg.update(saved)
+            model.train(was_training)
+        images = np.stack([x.permute(1, 2, 0).numpy()[..., ::-1] for x in batch['inputs']])
+        heatmaps = np.stack([s.pred_fields.heatmaps.cpu().numpy() for s in samples])
+        # predictions are mapped back to the original image; the figures need input-crop coords
+        kpts = np.stack([s.pred_instances.keypoints[0] for s in samples])
+        gts = np.stack([s.gt_instances.transformed_keypoints[0]
+                        if 'transformed_keypoints' in s.gt_instances else
+                        s.gt_instances.keypoints[0] for s in samples])
+        warp = np.stack([_input_from_original(s) for s in samples])
+        kpts_in = np.einsum('nij,nkj->nki', warp[:, :, :2], kpts) + warp[:, None, :, 2]
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(self.out_dir / f'epoch_{epoch:03d}.npz', images=images,
+                            heatmaps=heatmaps.astype(np.float32), keypoints=kpts_in,
+                            gt=gts, epoch=epoch)
+
+
+def _input_from_original(sample) -> np.ndarray:
+    """The (2, 3) affine map from original-image pixels to model-input pixels of a sample."""
+    from mmpose.structures.bbox import get_warp_matrix
+    meta = sample.metainfo
+    w, h = meta['input_size']
+    return get_warp_matrix(np.asarray(meta['input_center'], np.float32),
+                           np.asarray(meta['input_scale'], np.float32), 0.0,
+                           output_size=(w, h))

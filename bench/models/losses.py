@@ -1,0 +1,255 @@
+"""Per-pixel classification losses for (K + 1)-class keypoint maps.
+
+Inputs of every loss:
+
+- ``output``: logits (B, K + 1, H, W), channel 0 = background
+- ``target``: (B, K + 1, H, W) soft class probabilities or one-hot labels
+  (see :class:`bench.codecs.PixelClassLabel`)
+- ``target_weights``: optional (B, K) keypoint weights
+
+A pixel is *positive* (foreground) when its background target probability
+``target[:, 0]`` is below ``pos_threshold`` (0.5), otherwise it is a
+background pixel.
+
+Keypoint weights: a keypoint with weight 0 (not labelled, or outside the
+heatmap) already has an all-zero target channel. With
+``use_target_weight=False`` (default) the weights are otherwise ignored, i.e.
+the model is trained to predict "background" wherever such a keypoint would
+be. With ``use_target_weight=True`` the channels of zero-weight keypoints are
+removed from that image's softmax (their logits are replaced by -1e30, so
+they get neither probability mass nor gradient), the classification analogue
+of ``KeypointMSELoss(use_target_weight=True)`` masking those channels out.
+Only ``weight > 0`` vs ``== 0`` matters; positive weights are not used as
+loss multipliers.
+
+After every forward pass each loss stores detached diagnostics in
+``self.last_parts = {'bg': ..., 'fg': ...}``: the mean per-pixel loss over
+all background / all positive pixels of the batch (0 when there are none),
+before mining, balancing and ``loss_weight``.
+"""
+import math
+from typing import Dict, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmpose.registry import MODELS
+
+_MASKED_LOGIT = -1e30
+
+
+def _log_probs(output: Tensor, target_weights: Optional[Tensor],
+               use_target_weight: bool) -> Tensor:
+    """log_softmax over channels in float32, optionally masking the channels
+    of zero-weight keypoints."""
+    logits = output.float()
+    if use_target_weight and target_weights is not None:
+        B, C = logits.shape[:2]
+        masked = target_weights.reshape(B, C - 1) <= 0
+        masked = torch.cat([masked.new_zeros(B, 1), masked], dim=1)
+        logits = logits.masked_fill(masked[:, :, None, None], _MASKED_LOGIT)
+    return F.log_softmax(logits, dim=1)
+
+
+def _check_shapes(output: Tensor, target: Tensor) -> None:
+    if output.shape != target.shape or output.dim() != 4:
+        raise ValueError('expected logits and target of the same shape '
+                         f'(B, K+1, H, W), got {tuple(output.shape)} and '
+                         f'{tuple(target.shape)}')
+
+
+def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``values`` over ``mask`` (0 when the mask is empty)."""
+    mask = mask.to(values.dtype)
+    return (values * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def _parts(pixel_loss: Tensor, pos: Tensor) -> Dict[str, Tensor]:
+    with torch.no_grad():
+        pixel_loss = pixel_loss.detach()
+        return dict(
+            bg=_masked_mean(pixel_loss, ~pos), fg=_masked_mean(pixel_loss, pos))
+
+
+@MODELS.register_module()
+class PixelCrossEntropyLoss(nn.Module):
+    r"""Per-pixel (soft-target) cross-entropy over K + 1 classes,
+    :math:`-\sum_c t_c \log \mathrm{softmax}(z)_c`, averaged over pixels.
+
+    Args:
+        neg_pos_ratio (float, optional): Online hard negative mining. Per
+            image, keep every positive pixel and the
+            ``ceil(neg_pos_ratio * num_positives)`` background pixels with the
+            highest loss (``min_negatives`` of them when the image has no
+            positive pixel; never more than the image has); the loss is the
+            mean over the kept pixels of the whole batch. ``None`` (default)
+            keeps every pixel
+        balance (bool): If True, the loss is ``0.5 * mean over positive
+            pixels + 0.5 * mean over background pixels`` (of the kept pixels
+            when mining), so both parts weigh the same whatever their pixel
+            counts; when the batch has no positive (or no background) pixel
+            the other part gets the full weight. Defaults to False
+        min_negatives (int): Background pixels kept by mining in an image
+            without positive pixels. Defaults to 64
+        pos_threshold (float): A pixel is positive when its background target
+            is below this value. Defaults to 0.5
+        use_target_weight (bool): Mask zero-weight keypoint channels out of
+            the softmax (see module docstring). Defaults to False
+        loss_weight (float): Weight of the loss. Defaults to 1.0
+    """
+
+    def __init__(self,
+                 neg_pos_ratio: Optional[float] = None,
+                 balance: bool = False,
+                 min_negatives: int = 64,
+                 pos_threshold: float = 0.5,
+                 use_target_weight: bool = False,
+                 loss_weight: float = 1.0):
+        super().__init__()
+        if neg_pos_ratio is not None and neg_pos_ratio < 0:
+            raise ValueError('neg_pos_ratio must be >= 0')
+        self.neg_pos_ratio = neg_pos_ratio
+        self.balance = balance
+        self.min_negatives = int(min_negatives)
+        self.pos_threshold = pos_threshold
+        self.use_target_weight = use_target_weight
+        self.loss_weight = loss_weight
+        self.last_parts: Dict[str, Tensor] = {}
+
+    def pixel_loss(self,
+                   output: Tensor,
+                   target: Tensor,
+                   target_weights: Optional[Tensor] = None) -> Tensor:
+        """Per-pixel cross-entropy (B, H, W), float32."""
+        logp = _log_probs(output, target_weights, self.use_target_weight)
+        return -(target.float() * logp).sum(dim=1)
+
+    def hard_negative_mask(self, pixel_loss: Tensor, pos: Tensor) -> Tensor:
+        """Pixels kept by online hard negative mining, (B, H, W) bool."""
+        B = pixel_loss.shape[0]
+        loss_f = pixel_loss.detach().reshape(B, -1)
+        pos_f = pos.reshape(B, -1)
+        P = loss_f.shape[1]
+        with torch.no_grad():
+            n_pos = pos_f.sum(1)
+            n_neg = P - n_pos
+            k = torch.ceil(n_pos.double() * self.neg_pos_ratio - 1e-9).long()
+            k = torch.where(n_pos > 0, k, torch.full_like(k,
+                                                          self.min_negatives))
+            k = torch.minimum(k, n_neg)
+            neg_loss = loss_f.masked_fill(pos_f, -math.inf)
+            order = neg_loss.argsort(dim=1, descending=True, stable=True)
+            rank = torch.empty_like(order)
+            rank.scatter_(1, order,
+                          torch.arange(P, device=order.device).expand(B, P))
+            keep = pos_f | (rank < k[:, None])
+        return keep.reshape(pos.shape)
+
+    def forward(self,
+                output: Tensor,
+                target: Tensor,
+                target_weights: Optional[Tensor] = None) -> Tensor:
+        """Args:
+            output (Tensor): logits (B, K + 1, H, W)
+            target (Tensor): target probabilities (B, K + 1, H, W)
+            target_weights (Tensor, optional): keypoint weights (B, K)
+
+        Returns:
+            Tensor: scalar loss
+        """
+        _check_shapes(output, target)
+        ce = self.pixel_loss(output, target, target_weights)
+        pos = target[:, 0] < self.pos_threshold
+        self.last_parts = _parts(ce, pos)
+
+        if self.neg_pos_ratio is not None:
+            keep = self.hard_negative_mask(ce, pos)
+        else:
+            keep = torch.ones_like(pos)
+
+        if self.balance:
+            fg, bg = keep & pos, keep & ~pos
+            has_fg = fg.any().float()
+            has_bg = bg.any().float()
+            loss = (has_fg * _masked_mean(ce, fg) + has_bg *
+                    _masked_mean(ce, bg)) / (has_fg + has_bg).clamp(min=1.0)
+        elif self.neg_pos_ratio is not None:
+            loss = _masked_mean(ce, keep)
+        else:
+            loss = ce.mean()
+        return loss * self.loss_weight
+
+
+@MODELS.register_module()
+class PixelFocalLoss(nn.Module):
+    r"""Per-pixel focal cross-entropy with soft targets,
+    :math:`-\sum_c \alpha_c t_c (1 - p_c)^\gamma \log p_c`, averaged over
+    pixels. With ``gamma=0`` and ``alpha=None`` it equals
+    :class:`PixelCrossEntropyLoss` (without mining / balancing).
+
+    Args:
+        gamma (float): Focusing parameter. Defaults to 2.0
+        alpha (float, optional): Class weighting: keypoint channels are
+            weighted by ``alpha`` and the background channel by
+            ``1 - alpha``. ``None`` (default) weighs all classes by 1
+        pos_threshold (float): Threshold on the background target defining
+            positive pixels (only used for ``last_parts``). Defaults to 0.5
+        use_target_weight (bool): Mask zero-weight keypoint channels out of
+            the softmax (see module docstring). Defaults to False
+        loss_weight (float): Weight of the loss. Defaults to 1.0
+    """
+
+    def __init__(self,
+                 gamma: float = 2.0,
+                 alpha: Optional[float] = None,
+                 pos_threshold: float = 0.5,
+                 use_target_weight: bool = False,
+                 loss_weight: float = 1.0):
+        super().__init__()
+        if gamma < 0:
+            raise ValueError('gamma must be >= 0')
+        if alpha is not None and not 0.0 <= alpha <= 1.0:
+            raise ValueError('alpha must be in [0, 1]')
+        self.gamma = float(gamma)
+        self.alpha = alpha
+        self.pos_threshold = pos_threshold
+        self.use_target_weight = use_target_weight
+        self.loss_weight = loss_weight
+        self.last_parts: Dict[str, Tensor] = {}
+
+    def pixel_loss(self,
+                   output: Tensor,
+                   target: Tensor,
+                   target_weights: Optional[Tensor] = None) -> Tensor:
+        """Per-pixel focal loss (B, H, W), float32."""
+        logp = _log_probs(output, target_weights, self.use_target_weight)
+        terms = target.float() * logp
+        if self.gamma > 0:
+            # 1 - p = -expm1(log p), accurate for p -> 1; the floor keeps the
+            # gradient of x**gamma finite at x = 0 when gamma < 1
+            one_minus_p = (-torch.expm1(logp)).clamp(min=1e-12)
+            terms = terms * one_minus_p.pow(self.gamma)
+        if self.alpha is not None:
+            C = output.shape[1]
+            w = terms.new_full((1, C, 1, 1), self.alpha)
+            w[:, 0] = 1.0 - self.alpha
+            terms = terms * w
+        return -terms.sum(dim=1)
+
+    def forward(self,
+                output: Tensor,
+                target: Tensor,
+                target_weights: Optional[Tensor] = None) -> Tensor:
+        """Args:
+            output (Tensor): logits (B, K + 1, H, W)
+            target (Tensor): target probabilities (B, K + 1, H, W)
+            target_weights (Tensor, optional): keypoint weights (B, K)
+
+        Returns:
+            Tensor: scalar loss
+        """
+        _check_shapes(output, target)
+        fl = self.pixel_loss(output, target, target_weights)
+        self.last_parts = _parts(fl, target[:, 0] < self.pos_threshold)
+        return fl.mean() * self.loss_weight

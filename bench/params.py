@@ -1,0 +1,288 @@
+"""The schema of ``params.yaml``: every stage loads its section through :func:`load_params`.
+
+A wrong key, type or value stops the stage *before* it does any work, with one line naming the
+key, the value and what is allowed (:class:`ParamsError`). Params are parsed with
+``yaml.safe_load`` and never evaluated.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = ROOT / 'mmpose_configs'
+# Where the embedded generator writes (a DVC output, so it is fixed, not a parameter).
+STICKMAN_ROOT = 'data/stickman'
+
+
+def workdir() -> Path:
+    """The folder that holds ``params.yaml``, ``data/``, ``runs/`` and ``reports/``: the current
+    directory (where ``dvc repro`` runs the stages), or ``$POSEBENCH_WORKDIR``."""
+    return Path(os.environ.get('POSEBENCH_WORKDIR') or Path.cwd()).resolve()
+
+
+def _registered_models() -> set[str]:
+    # Imported lazily: MMPose's model registry costs seconds and only method entries need it.
+    import mmpose.models  # noqa: F401  (fills the registry)
+    from mmpose.registry import MODELS
+
+    import bench  # noqa: F401  (our losses)
+    return set(MODELS.module_dict)
+
+
+class ParamsError(ValueError):
+    """A one-line, user-facing error about ``params.yaml``."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra='forbid', frozen=True)
+
+
+class StickmanParams(_Strict):
+    """Knobs of the embedded generator; see :class:`bench.data.stickman.StickmanConfig`."""
+    image_size: tuple[int, int] = (128, 128)
+    train: int = Field(1500, ge=1)
+    val: int = Field(200, ge=1)
+    test: int = Field(300, ge=1)
+    scale_range: tuple[float, float] = (0.55, 0.9)
+    clutter_shapes: int = Field(6, ge=0)
+    distractor_limbs: int = Field(3, ge=0)
+    occluder_prob: float = Field(0.3, ge=0, le=1)
+    second_figure_prob: float = Field(0.3, ge=0, le=1)
+    truncation_prob: float = Field(0.15, ge=0, le=1)
+    blur_prob: float = Field(0.3, ge=0, le=1)
+    noise_std: float = Field(6.0, ge=0)
+
+    @field_validator('image_size')
+    @classmethod
+    def _positive_size(cls, v):
+        if min(v) < 16:
+            raise ValueError('both sides must be >= 16 px')
+        return v
+
+    @field_validator('scale_range')
+    @classmethod
+    def _scale(cls, v):
+        if not 0 < v[0] <= v[1] <= 1.5:
+            raise ValueError('must satisfy 0 < low <= high <= 1.5')
+        return v
+
+
+class CocoParams(_Strict):
+    """A COCO-format keypoint dataset already on disk (``data.source: coco``)."""
+    ann_files: dict[Literal['train', 'val', 'test'], str] = {
+        'train': 'annotations/train.json', 'val': 'annotations/val.json',
+        'test': 'annotations/test.json'}
+    img_prefix: str = 'images/'
+    root: str = 'data/coco'
+
+    @field_validator('ann_files')
+    @classmethod
+    def _all_splits(cls, v):
+        missing = {'train', 'val', 'test'} - set(v)
+        if missing:
+            raise ValueError(f'missing split(s) {sorted(missing)}')
+        return v
+
+
+class DataParams(_Strict):
+    source: Literal['stickman', 'coco'] = 'stickman'
+    seed: int = 0
+    workers: int = Field(2, ge=1, le=64)
+    # MMPose metainfo file (keypoint names, flip pairs, sigmas): K comes from here.
+    metainfo: str = 'configs/_base_/datasets/coco.py'
+    stickman: StickmanParams = StickmanParams()
+    coco: CocoParams = CocoParams()
+
+
+class BackboneParams(_Strict):
+    depth: Literal[18, 34, 50, 101, 152] = 18
+    stem_channels: int = Field(16, ge=4)
+    base_channels: int = Field(16, ge=4)
+
+
+class ModelParams(_Strict):
+    backbone: BackboneParams = BackboneParams()
+    deconv_channels: tuple[int, ...] = (32, 32, 32)
+    input_size: tuple[int, int] = (64, 64)
+    heatmap_size: tuple[int, int] = (16, 16)
+    sigma: float = Field(1.5, gt=0, le=10)
+
+    @model_validator(mode='after')
+    def _sizes(self):
+        if min(self.input_size) < 8 or min(self.heatmap_size) < 4:
+            raise ValueError(f'model.input_size={list(self.input_size)} / model.heatmap_size='
+                             f'{list(self.heatmap_size)}: input >= 8 px and heatmap >= 4 px')
+        if any(h > i for h, i in zip(self.heatmap_size, self.input_size)):
+            raise ValueError(f'model.heatmap_size={list(self.heatmap_size)}: must not be larger '
+                             f'than model.input_size={list(self.input_size)}')
+        # ResNet has stride 32; each head deconvolution doubles the resolution.
+        expected = [i // 32 * 2 ** len(self.deconv_channels) for i in self.input_size]
+        if any(i % 32 for i in self.input_size) or list(self.heatmap_size) != expected:
+            raise ValueError(
+                f'model.heatmap_size={list(self.heatmap_size)}: with input_size='
+                f'{list(self.input_size)} (multiples of 32) and {len(self.deconv_channels)} '
+                f'deconvolution(s) the head outputs {expected}')
+        return self
+
+
+class TrainParams(_Strict):
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    warmup_iters: int = Field(50, ge=0)
+    milestones: tuple[int, ...] = ()
+    val_interval: int = Field(1, ge=1)
+    workers: int = Field(1, ge=0)
+    launcher: Literal['none', 'pytorch', 'slurm'] = 'none'
+    gpus: int = Field(1, ge=1)
+    deterministic: bool = True
+    # Stop a run whose loss stays non-finite: see bench.engine.hooks.DivergenceGuardHook.
+    divergence_guard: bool = True
+
+
+class MethodParams(_Strict):
+    """One formulation: an MMPose config in ``mmpose_configs/`` plus optional overrides."""
+    config: str
+    # The head's loss (``model.head.loss``); ``type`` must be registered in MMPose's MODELS.
+    loss: dict[str, Any] | None = None
+    # Further MMEngine ``cfg_options`` (dotted keys), applied last.
+    cfg_options: dict[str, Any] = {}
+    label: str | None = None
+
+    @field_validator('config')
+    @classmethod
+    def _config_exists(cls, v):
+        if not (CONFIG_DIR / v).is_file():
+            raise ValueError(f'no such config mmpose_configs/{v}')
+        return v
+
+    @field_validator('loss')
+    @classmethod
+    def _loss_known(cls, v):
+        if v is None:
+            return v
+        if 'type' not in v:
+            raise ValueError("needs a 'type'")
+        known = _registered_models()
+        if v['type'] not in known:
+            raise ValueError(f"unknown loss type {v['type']!r}; registered: "
+                             f"{', '.join(sorted(n for n in known if 'Pixel' in n or 'Keypoint' in n))}, ...")
+        ratio = v.get('neg_pos_ratio')
+        if ratio is not None and not (isinstance(ratio, (int, float)) and ratio > 0):
+            raise ValueError(f'neg_pos_ratio={ratio!r}: must be a number > 0 (or null)')
+        return v
+
+
+class EvalParams(_Strict):
+    pck_thresholds: tuple[float, ...] = (0.05, 0.1, 0.2)
+    snapshot_epochs: tuple[int, ...] = (1, 5, 15)
+    snapshot_images: int = Field(4, ge=1, le=32)
+
+    @field_validator('pck_thresholds')
+    @classmethod
+    def _thr(cls, v):
+        if not v or any(not 0 < t <= 1 for t in v):
+            raise ValueError('need at least one threshold, each in (0, 1]')
+        return tuple(sorted(v))
+
+    @field_validator('snapshot_epochs')
+    @classmethod
+    def _epochs(cls, v):
+        if any(e < 1 for e in v):
+            raise ValueError('epochs start at 1')
+        return tuple(sorted(set(v)))
+
+
+class ReportParams(_Strict):
+    baseline: str = 'regression'
+    headline_metric: str = 'PCK@0.1'
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+    n_bootstrap: int = Field(9999, ge=100)
+    pck_reach: float = Field(0.5, gt=0, le=1)
+
+
+class Params(_Strict):
+    profile: str = 'default'
+    data: DataParams = DataParams()
+    model: ModelParams = ModelParams()
+    train: TrainParams = TrainParams()
+    methods: dict[str, MethodParams]
+    active_methods: tuple[str, ...]
+    seeds: tuple[int, ...]
+    eval: EvalParams = EvalParams()
+    report: ReportParams = ReportParams()
+
+    @field_validator('seeds')
+    @classmethod
+    def _seeds(cls, v):
+        if not v:
+            raise ValueError('at least one seed is needed')
+        dup = sorted({s for s in v if v.count(s) > 1})
+        if dup:
+            raise ValueError(f'duplicate seed(s) {dup}')
+        if any(s < 0 for s in v):
+            raise ValueError('seeds must be >= 0')
+        return v
+
+    @field_validator('methods')
+    @classmethod
+    def _method_names(cls, v):
+        bad = [k for k in v if not k.replace('_', '').isalnum()]
+        if bad:
+            raise ValueError(f'method names must be letters, digits and _: {bad}')
+        return v
+
+    @model_validator(mode='after')
+    def _active(self):
+        if not self.active_methods:
+            raise ValueError('active_methods: at least one method is needed')
+        missing = [m for m in self.active_methods if m not in self.methods]
+        if missing:
+            raise ValueError(f'active_methods: {missing} not defined under methods '
+                             f'(defined: {sorted(self.methods)})')
+        if self.report.baseline not in self.active_methods:
+            raise ValueError(f'report.baseline={self.report.baseline!r}: must be one of '
+                             f'active_methods {list(self.active_methods)}')
+        return self
+
+
+def _format(err: ValidationError, path: Path) -> str:
+    e = err.errors()[0]
+    loc = '.'.join(str(p) for p in e['loc']) or '<top level>'
+    msg = e['msg'].removeprefix('Value error, ')
+    if e['type'] == 'extra_forbidden':
+        return f'{path}: unknown key {loc!r}'
+    if e['type'] == 'missing':
+        return f'{path}: missing key {loc!r}'
+    value = e.get('input')
+    value_s = repr(value) if not isinstance(value, dict) else '{...}'
+    if len(value_s) > 60:
+        value_s = value_s[:57] + '...'
+    return f'{path}: {loc} = {value_s}: {msg}'
+
+
+def load_params(path: str | Path | None = None) -> Params:
+    """Read and validate a params file (default: ``<workdir>/params.yaml``); raise
+    :class:`ParamsError` with a one-line message."""
+    path = Path(path) if path is not None else workdir() / 'params.yaml'
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ParamsError(f'{path}: cannot read ({exc.strerror})') from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, 'problem_mark', None)
+        where = f' at line {mark.line + 1}, column {mark.column + 1}' if mark else ''
+        raise ParamsError(f'{path}: invalid YAML{where}') from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f'{path}: must be a mapping of sections, got {type(raw).__name__}')
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        raise ParamsError(_format(err, path)) from None

@@ -1,0 +1,165 @@
+"""``python -m bench perf``: the classification formulation's costs next to MMPose's own.
+
+Measured in one process, side by side, with warm-up and the median over repeats:
+codec encode/decode (``PixelClassLabel`` vs ``MSRAHeatmap``, K=17, 32x32 and 64x64 grids),
+one training step of each head + loss on the same backbone and batch, data-pipeline
+throughput for both codecs, and the peak RSS of the trainings found in ``runs/``.
+Writes ``<out>/perf.csv`` and ``<out>/perf.md``.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from bench.params import Params, workdir
+
+TARGETS = {'encode': 0.2, 'decode': 1.0, 'train_step': 1.05}
+
+
+def _median_us(fn: Callable[[], object], repeats: int, number: int) -> float:
+    """Median over ``repeats`` of the mean time of ``number`` calls, in microseconds."""
+    for _ in range(max(1, number // 5)):  # warm-up
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - t0) / number)
+    return statistics.median(times) * 1e6
+
+
+def _keypoints(rng, n_inst: int, k: int, input_size) -> tuple[np.ndarray, np.ndarray]:
+    w, h = input_size
+    kpts = rng.uniform([0.1 * w, 0.1 * h], [0.9 * w, 0.9 * h], size=(n_inst, k, 2))
+    vis = (rng.random((n_inst, k)) > 0.15).astype(np.float32)
+    return kpts.astype(np.float32), vis
+
+
+def codec_rows(repeats: int, number: int) -> list[dict]:
+    from mmpose.codecs import MSRAHeatmap
+    from bench.codecs import PixelClassLabel
+    rng = np.random.default_rng(0)
+    rows = []
+    for hm in (32, 64):
+        kwargs = dict(input_size=(hm * 4, hm * 4), heatmap_size=(hm, hm), sigma=2.0)
+        ours, theirs = PixelClassLabel(**kwargs), MSRAHeatmap(**kwargs)
+        kpts, vis = _keypoints(rng, 1, 17, kwargs['input_size'])
+        enc_ours = _median_us(lambda: ours.encode(kpts, vis), repeats, number)
+        enc_theirs = _median_us(lambda: theirs.encode(kpts, vis), repeats, number)
+        rows.append(dict(benchmark='encode', case=f'K=17, {hm}x{hm}', ours_us=enc_ours,
+                         mmpose_us=enc_theirs))
+        probs = ours.encode(kpts, vis)['heatmaps']
+        heat = theirs.encode(kpts, vis)['heatmaps']
+        dec_ours = _median_us(lambda: ours.decode(probs), repeats, number)
+        dec_theirs = _median_us(lambda: theirs.decode(heat), repeats, number)
+        rows.append(dict(benchmark='decode', case=f'K=17, {hm}x{hm}', ours_us=dec_ours,
+                         mmpose_us=dec_theirs))
+    return rows
+
+
+def _step_fn(model, batch, optim):
+    def step():
+        optim.zero_grad(set_to_none=True)
+        data = model.data_preprocessor(batch, training=True)
+        losses = model(**data, mode='loss')
+        sum(v for k, v in losses.items() if 'loss' in k).backward()
+        optim.step()
+    return step
+
+
+def train_step_rows(params: Params, repeats: int, number: int) -> list[dict]:
+    """One optimisation step of each method's model on the same batch (default geometry)."""
+    from mmengine.dataset import pseudo_collate
+    from mmengine.registry import init_default_scope
+    from mmpose.models import build_pose_estimator
+    from mmpose.registry import DATASETS
+
+    from bench.config import build_config
+    init_default_scope('mmpose')
+    torch.set_num_threads(torch.get_num_threads())
+    batch_size = params.train.batch_size
+    times = {}
+    for method in params.methods:
+        cfg = build_config(params, method, seed=0)
+        dataset = DATASETS.build(cfg.train_dataloader.dataset)
+        batch = pseudo_collate([dataset[i % len(dataset)] for i in range(batch_size)])
+        torch.manual_seed(0)
+        model = build_pose_estimator(cfg.model).train()
+        optim = torch.optim.Adam(model.parameters(), lr=1e-4)
+        times[method] = _median_us(_step_fn(model, batch, optim), repeats, number)
+    base = params.report.baseline
+    return [dict(benchmark='train_step', case=f'{m} vs {base} (batch {batch_size})',
+                 ours_us=t, mmpose_us=times[base])
+            for m, t in times.items() if m != base and params.methods[m].config ==
+            'classification.py']
+
+
+def pipeline_rows(params: Params, n_images: int) -> list[dict]:
+    """Images/s through LoadImage -> GetBBoxCenterScale -> TopdownAffine -> GenerateTarget."""
+    from mmengine.registry import init_default_scope
+    from mmpose.registry import DATASETS
+
+    from bench.config import build_config
+    init_default_scope('mmpose')
+    rates = {}
+    for name, method in (('PixelClassLabel', 'cls_ohem'), ('MSRAHeatmap', 'regression')):
+        cfg = build_config(params, method, seed=0).train_dataloader.dataset
+        cfg.pipeline = [t for t in cfg.pipeline if t['type'] in (
+            'LoadImage', 'GetBBoxCenterScale', 'TopdownAffine', 'GenerateTarget')]
+        dataset = DATASETS.build(cfg)
+        n = min(n_images, len(dataset))
+        dataset[0]
+        t0 = time.perf_counter()
+        for i in range(n):
+            dataset[i]
+        rates[name] = n / (time.perf_counter() - t0)
+    return [dict(benchmark='pipeline', case='images/s, default geometry',
+                 ours_us=1e6 / rates['PixelClassLabel'], mmpose_us=1e6 / rates['MSRAHeatmap'])]
+
+
+def memory_rows() -> list[dict]:
+    rows = []
+    for status in sorted((workdir() / 'runs').glob('*/seed*/train/status.json')):
+        info = json.loads(status.read_text())
+        if 'peak_rss_mb' in info:
+            run = status.parent.parent.relative_to(workdir() / 'runs')
+            rows.append(dict(run=str(run), peak_rss_mb=info['peak_rss_mb'],
+                             wall_s=info.get('wall_s')))
+    return rows
+
+
+def run(params: Params, out_dir: str | Path = 'reports', quick: bool = False) -> pd.DataFrame:
+    out = workdir() / out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    repeats, number = (3, 5) if quick else (7, 50)
+    rows = codec_rows(repeats, number)
+    rows += train_step_rows(params, repeats=3 if quick else 7, number=1 if quick else 3)
+    rows += pipeline_rows(params, n_images=16 if quick else 200)
+    df = pd.DataFrame(rows)
+    df['ratio'] = df['ours_us'] / df['mmpose_us']
+    df['target'] = df['benchmark'].map(TARGETS)
+    df['meets_target'] = np.where(df['target'].isna(), '', np.where(
+        df['ratio'] <= df['target'], 'yes', 'NO'))
+    df = df.round({'ours_us': 1, 'mmpose_us': 1, 'ratio': 3})
+    df.to_csv(out / 'perf.csv', index=False)
+    mem = pd.DataFrame(memory_rows())
+    lines = ['# Performance', '',
+             f'Machine: {platform.machine()}, {platform.processor() or "?"}, '
+             f'{torch.get_num_threads()} torch threads, torch {torch.__version__}. Median of '
+             f'{repeats} repeats after warm-up; `ratio` = ours / MMPose (lower is better); '
+             'for `pipeline` the columns are µs per image.', '',
+             df.to_markdown(index=False), '']
+    if len(mem):
+        lines += ['## Trainings found in runs/', '', mem.to_markdown(index=False), '']
+    (out / 'perf.md').write_text('\n'.join(lines))
+    print('\n'.join(lines))
+    return df

@@ -1,0 +1,1 @@
+"""The comparison report: statistics over seeds and test images (``stats``), tables and figures."""

@@ -1,0 +1,88 @@
+"""Stage ``train@<method>-<seed>``: one MMEngine ``Runner`` run of one formulation and seed.
+
+Outputs in ``runs/<method>/seed<k>/``: ``train/`` (checkpoints, ``final.pth`` = weights of the
+last epoch, MMEngine logs, ``status.json``), ``live/`` (DVCLive per-epoch curves) and
+``snapshots/`` (heatmaps at ``eval.snapshot_epochs``).
+
+Resuming: DVC keeps these folders (``persist: true``); when ``train/`` holds a checkpoint of the
+*same* resolved config (same fingerprint), training resumes from it. A checkpoint of another
+config is never resumed from: the stale work dir is moved aside to ``train.stale/``.
+A diverging run (non-finite loss) stops with a one-line error and records
+``status.json = {"status": "diverged", ...}``; the stage then exits 0 so that ``dvc repro``
+goes on with the other runs, and the report lists the run as failed instead of using it.
+"""
+from __future__ import annotations
+
+import logging
+import resource
+import shutil
+import time
+
+from bench.config import build_config
+from bench.engine.hooks import DivergenceError
+from bench.params import Params
+from bench.stages.common import check_run, fingerprint, run_dir, write_json
+
+
+def run(params: Params, method: str, seed: int) -> dict:
+    check_run(params, method, seed)
+    out = run_dir(method, seed)
+    work = out / 'train'
+    cfg = build_config(params, method, seed, work_dir=work)
+    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+        dict(type='DVCLiveLoggerHook', live_dir=str(out / 'live')),
+        dict(type='HeatmapSnapshotHook', out_dir=str(out / 'snapshots'),
+             epochs=list(params.eval.snapshot_epochs), num_images=params.eval.snapshot_images),
+    ]
+    if params.train.divergence_guard:
+        cfg.custom_hooks.append(dict(type='DivergenceGuardHook', run_name=f'{method}/seed{seed}'))
+    key = fingerprint(cfg.to_dict())
+
+    stamp = work / 'fingerprint.txt'
+    resume = (work / 'last_checkpoint').exists() and stamp.exists() \
+        and stamp.read_text().strip() == key
+    if work.exists() and not resume:
+        stale = work.with_name('train.stale')
+        shutil.rmtree(stale, ignore_errors=True)
+        work.rename(stale)
+        for sub in ('live', 'snapshots'):
+            shutil.rmtree(out / sub, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(key + '\n')
+    cfg.resume = resume
+
+    from bench.engine.safe_load import allow_mmengine_checkpoints
+    from mmengine.runner import Runner
+    allow_mmengine_checkpoints()
+    if params.train.launcher == 'pytorch':
+        from bench.engine.dist import prepare_cpu_distributed
+        prepare_cpu_distributed(cfg)
+    runner = Runner.from_cfg(cfg)
+    start = time.perf_counter()
+    try:
+        runner.train()
+    except DivergenceError as exc:
+        runner.logger.error(str(exc))
+        status = dict(status='diverged', message=str(exc))
+        write_json(work / 'status.json', status)
+        logging.getLogger('bench').error(str(exc))
+        print(f'error: {exc}')
+        return status
+    if runner.rank == 0:
+        _export_final(runner, work)
+        status = dict(status='ok', epochs=params.train.epochs, resumed=resume,
+                      wall_s=round(time.perf_counter() - start, 1),
+                      peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                                        / 1024, 1))
+        write_json(work / 'status.json', status)
+        return status
+    return dict(status='ok')
+
+
+def _export_final(runner, work) -> None:
+    """``final.pth``: the last epoch's weights alone (what ``evaluate`` loads)."""
+    import torch
+    model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+    tmp = work / 'final.pth.tmp'
+    torch.save({'state_dict': model.state_dict(), 'meta': {'epoch': runner.epoch}}, tmp)
+    tmp.replace(work / 'final.pth')

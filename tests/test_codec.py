@@ -1,0 +1,271 @@
+"""Tests of the per-pixel classification codec ``PixelClassLabel``."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bench.codecs import PixelClassLabel
+from mmpose.registry import KEYPOINT_CODECS
+
+K = 17
+STRIDE = 4
+
+
+def oracle(keypoints, visible, input_size, heatmap_size, sigma):
+    """Naive full-grid reference of the soft target (no window), with
+    instances merged by the per-keypoint max of their Gaussians."""
+    keypoints = np.asarray(keypoints, dtype=np.float64)
+    N, Kk = keypoints.shape[:2]
+    (w, h), (W, H) = input_size, heatmap_size
+    x = keypoints[..., 0] * W / w
+    y = keypoints[..., 1] * H / h
+    valid = ((np.asarray(visible) >= 0.5) & (x >= -0.5) & (x < W - 0.5) &
+             (y >= -0.5) & (y < H - 0.5))
+    u = np.arange(W)[None, None, None, :]
+    v = np.arange(H)[None, None, :, None]
+    G = np.exp(-((u - x[..., None, None])**2 + (v - y[..., None, None])**2) /
+               (2 * sigma**2))
+    G = np.where(valid[..., None, None], G, 0.0).max(0)  # (K, H, W)
+    P0 = np.prod(1 - G, axis=0)
+    S = G.sum(0)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        Pj = np.where(S > 0, (1 - P0) * G / S, 0.0)
+    return np.concatenate([P0[None], Pj]), valid.astype(np.float32)
+
+
+def make_codec(W=32, H=32, sigma=2.0, **kwargs):
+    return PixelClassLabel(
+        input_size=(W * STRIDE, H * STRIDE),
+        heatmap_size=(W, H),
+        sigma=sigma,
+        **kwargs)
+
+
+def separated_points(rng, W, H, sigma, n=K, lo=0.0, tries=2000):
+    """Up to n heatmap-space points in [lo, W-1-lo] x [lo, H-1-lo], pairwise
+    at least 4 sigma apart."""
+    pts = []
+    for _ in range(tries):
+        p = rng.uniform([lo, lo], [W - 1 - lo, H - 1 - lo])
+        if all(np.hypot(*(p - q)) >= 4 * sigma for q in pts):
+            pts.append(p)
+            if len(pts) == n:
+                break
+    return np.array(pts)
+
+
+def test_registered_and_tables():
+    codec = KEYPOINT_CODECS.build(
+        dict(
+            type='PixelClassLabel',
+            input_size=(192, 256),
+            heatmap_size=(48, 64),
+            sigma=2))
+    assert isinstance(codec, PixelClassLabel)
+    assert codec.label_mapping_table == dict(
+        keypoint_weights='keypoint_weights')
+    assert codec.field_mapping_table == dict(heatmaps='heatmaps')
+    assert codec.support_batch_decoding
+
+
+@pytest.mark.parametrize('W,H,sigma', [(32, 32, 2.0), (48, 64, 2.0),
+                                       (16, 16, 1.5), (24, 32, 1.0)])
+def test_shapes_sum_to_one_and_range(W, H, sigma):
+    rng = np.random.default_rng(0)
+    codec = make_codec(W, H, sigma)
+    for _ in range(20):
+        kp = rng.uniform(-10, [W * STRIDE + 10, H * STRIDE + 10], (1, K, 2))
+        vis = (rng.uniform(size=(1, K)) > 0.2).astype(np.float32)
+        enc = codec.encode(kp, vis)
+        hm, kw = enc['heatmaps'], enc['keypoint_weights']
+        assert hm.shape == (K + 1, H, W) and hm.dtype == np.float32
+        assert kw.shape == (1, K) and kw.dtype == np.float32
+        assert np.abs(hm.astype(np.float64).sum(0) - 1).max() <= 1e-6
+        assert hm.min() >= 0 and hm.max() <= 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    sigma=st.sampled_from([1.0, 1.5, 2.0, 3.0]),
+    size=st.sampled_from([(16, 16), (32, 32), (48, 64)]),
+    clustered=st.booleans())
+def test_window_truncation_matches_full_grid_oracle(seed, sigma, size,
+                                                    clustered):
+    rng = np.random.default_rng(seed)
+    W, H = size
+    codec = make_codec(W, H, sigma)
+    if clustered:
+        # all keypoints near one spot: the worst case for truncation
+        centre = rng.uniform([0, 0], [W, H])
+        kp_hm = centre + rng.normal(scale=3 * sigma, size=(1, K, 2))
+    else:
+        kp_hm = rng.uniform(-2, [W + 2, H + 2], (1, K, 2))
+    vis = (rng.uniform(size=(1, K)) > 0.1).astype(np.float32)
+    kp = kp_hm * STRIDE
+    enc = codec.encode(kp, vis)
+    ref, ref_w = oracle(kp, vis, codec.input_size, codec.heatmap_size, sigma)
+    assert np.abs(enc['heatmaps'] - ref).max() <= 1e-4
+    np.testing.assert_array_equal(enc['keypoint_weights'], ref_w)
+
+
+def test_multi_instance_uses_max_of_gaussians():
+    rng = np.random.default_rng(1)
+    codec = make_codec(32, 32, 2.0)
+    kp = rng.uniform(0, 127, (3, K, 2))
+    vis = (rng.uniform(size=(3, K)) > 0.2).astype(np.float32)
+    enc = codec.encode(kp, vis)
+    ref, ref_w = oracle(kp, vis, codec.input_size, codec.heatmap_size, 2.0)
+    assert enc['keypoint_weights'].shape == (3, K)
+    np.testing.assert_array_equal(enc['keypoint_weights'], ref_w)
+    assert np.abs(enc['heatmaps'] - ref).max() <= 1e-4
+    assert np.abs(enc['heatmaps'].sum(0) - 1).max() <= 1e-6
+    # no instance: all background
+    enc0 = codec.encode(np.zeros((0, K, 2)), np.zeros((0, K)))
+    assert enc0['keypoint_weights'].shape == (0, K)
+    assert np.all(enc0['heatmaps'][0] == 1) and np.all(
+        enc0['heatmaps'][1:] == 0)
+
+
+@pytest.mark.parametrize('sigma', [1.0, 2.0, 3.0])
+def test_background_far_and_at_lone_joint(sigma):
+    rng = np.random.default_rng(2)
+    W = H = 48
+    codec = make_codec(W, H, sigma)
+    u, v = np.meshgrid(np.arange(W), np.arange(H))
+    for _ in range(10):
+        pts = separated_points(rng, W, H, sigma)
+        pts[0] = np.round(pts[0])  # a joint centred on a pixel
+        if any(np.hypot(*(pts[0] - q)) < 4 * sigma for q in pts[1:]):
+            continue
+        hm = codec.encode(pts[None] * STRIDE)['heatmaps']
+        dist = np.min(
+            np.hypot(u[None] - pts[:, 0, None, None],
+                     v[None] - pts[:, 1, None, None]), axis=0)
+        assert hm[0][dist > 4 * sigma].min() >= 0.99
+        x0, y0 = pts[0].astype(int)
+        assert hm[0, y0, x0] <= 0.01
+        assert hm[1, y0, x0] >= 0.99
+
+
+@pytest.mark.parametrize('W,H,sigma', [(32, 32, 2.0), (48, 64, 2.0),
+                                       (64, 64, 3.0), (16, 16, 1.0),
+                                       (24, 32, 1.5)])
+def test_round_trip(W, H, sigma):
+    rng = np.random.default_rng(3)
+    codec = make_codec(W, H, sigma)
+    worst = 0.0
+    for _ in range(40):
+        # inside the grid, including the outer half pixel
+        pts = separated_points(rng, W, H, sigma, lo=-0.49)
+        enc = codec.encode(pts[None] * STRIDE)
+        kp, scores = codec.decode(enc['heatmaps'])
+        assert kp.shape == (1, len(pts), 2) and scores.shape == (1, len(pts))
+        worst = max(worst, np.abs(kp[0] / STRIDE - pts).max())
+        # the score is the probability at the arg-max pixel
+        idx = np.rint(pts).astype(int)
+        peak = enc['heatmaps'][1:][np.arange(len(pts)), idx[:, 1], idx[:, 0]]
+        np.testing.assert_allclose(scores[0], peak, rtol=1e-6)
+    assert worst < 0.05
+
+
+def test_round_trip_anisotropic_input_scale():
+    # input 192x256 -> heatmap 48x64 (same stride on both axes) and a codec
+    # with different strides on x and y
+    rng = np.random.default_rng(4)
+    codec = PixelClassLabel((192, 256), (64, 32), sigma=1.5)
+    for _ in range(10):
+        pts = separated_points(rng, 64, 32, 1.5, n=10)
+        kp_in = pts * np.array([192 / 64, 256 / 32])
+        kp, _ = codec.decode(codec.encode(kp_in[None])['heatmaps'])
+        err = np.abs(kp[0] - kp_in) / np.array([192 / 64, 256 / 32])
+        assert err.max() < 0.05
+
+
+def test_invisible_and_outside_keypoints():
+    codec = make_codec(32, 32, 2.0)
+    kp = np.full((1, K, 2), 60.0)
+    kp[0, :, 0] += np.arange(K)  # distinct x, all inside
+    vis = np.ones((1, K), np.float32)
+    vis[0, 3] = 0  # invisible
+    vis[0, 4] = 0.4  # below 0.5: invisible
+    kp[0, 5] = (-2.5, 60)  # x_hm = -0.625 < -0.5: outside
+    kp[0, 6] = (60, 128.0)  # y_hm = 32 >= H - 0.5: outside
+    kp[0, 7] = (np.nan, np.nan)
+    kp[0, 8] = (-1.9, 60)  # x_hm = -0.475: inside
+    enc = codec.encode(kp, vis)
+    hm, kw = enc['heatmaps'], enc['keypoint_weights']
+    dropped = [3, 4, 5, 6, 7]
+    expected = np.ones(K, np.float32)
+    expected[dropped] = 0
+    np.testing.assert_array_equal(kw[0], expected)
+    for j in dropped:
+        assert np.all(hm[1 + j] == 0)
+    for j in set(range(K)) - set(dropped):
+        assert hm[1 + j].max() > 0.3
+    # keypoints_visible given as (N, K, 2) (visibility, weight) also works
+    enc2 = codec.encode(kp, np.stack([vis, np.ones_like(vis)], -1))
+    np.testing.assert_array_equal(enc2['keypoint_weights'], kw)
+    # default visibility: all visible
+    enc3 = codec.encode(np.full((1, K, 2), 50.0))
+    assert enc3['keypoint_weights'].sum() == K
+
+
+def test_hard_target_is_one_hot():
+    rng = np.random.default_rng(5)
+    tau = 0.5
+    codec = make_codec(32, 32, 2.0, target='hard', bg_threshold=tau)
+    for _ in range(10):
+        kp = rng.uniform(0, 127, (1, K, 2))
+        vis = (rng.uniform(size=(1, K)) > 0.2).astype(np.float32)
+        enc = codec.encode(kp, vis)
+        hm = enc['heatmaps']
+        assert hm.shape == (K + 1, 32, 32) and hm.dtype == np.float32
+        assert set(np.unique(hm)) <= {0.0, 1.0}
+        assert np.all(hm.sum(0) == 1)
+        # label = arg-max of [tau, G_1..G_K] of the full-grid Gaussians
+        x = kp[0, :, 0] / STRIDE
+        y = kp[0, :, 1] / STRIDE
+        u = np.arange(32)
+        G = np.exp(-((u[None, None] - x[:, None, None])**2 +
+                     (u[None, :, None] - y[:, None, None])**2) / 8.0)
+        G *= enc['keypoint_weights'][0][:, None, None]
+        ref = np.concatenate([np.full((1, 32, 32), tau), G]).argmax(0)
+        np.testing.assert_array_equal(hm.argmax(0), ref)
+    # multi-instance hard target
+    hm2 = codec.encode(rng.uniform(0, 127, (2, K, 2)))['heatmaps']
+    assert np.all(hm2.sum(0) == 1) and set(np.unique(hm2)) <= {0.0, 1.0}
+
+
+def test_batch_decode_matches_decode_and_accepts_tensors():
+    torch = pytest.importorskip('torch')
+    rng = np.random.default_rng(6)
+    codec = make_codec(32, 32, 2.0)
+    logits = rng.normal(size=(4, K + 1, 32, 32)).astype(np.float32)
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    kps, scores = codec.batch_decode(torch.from_numpy(probs))
+    assert len(kps) == 4 and len(scores) == 4
+    for b in range(4):
+        kp, sc = codec.decode(probs[b])
+        assert kps[b].shape == (1, K, 2) and scores[b].shape == (1, K)
+        np.testing.assert_allclose(kps[b], kp, rtol=1e-6)
+        np.testing.assert_allclose(scores[b], sc, rtol=1e-6)
+        assert np.all(sc > 0) and np.all(sc <= 1)
+        # refinement stays within one pixel of the arg-max
+        P = probs[b, 1:].reshape(K, -1)
+        am = P.argmax(1)
+        grid = np.stack([am % 32, am // 32], -1) * STRIDE
+        assert np.abs(kp[0] - grid).max() <= STRIDE + 1e-4
+        np.testing.assert_allclose(sc[0], P.max(1), rtol=1e-6)
+
+
+def test_decode_all_zero_channel():
+    codec = make_codec(16, 16, 1.5)
+    kp = np.full((1, K, 2), 30.0)
+    vis = np.zeros((1, K))
+    vis[0, 0] = 1
+    hm = codec.encode(kp, vis)['heatmaps']
+    dec, scores = codec.decode(hm)
+    assert np.all(np.isfinite(dec))
+    assert scores[0, 0] > 0.9 and np.all(scores[0, 1:] == 0)
+    np.testing.assert_allclose(dec[0, 0], (30, 30), atol=0.05 * STRIDE)
