@@ -19,10 +19,25 @@ from bench.params import CONFIG_DIR, STICKMAN_ROOT, Params, workdir
 _EXPANSION = {18: 1, 34: 1, 50: 4, 101: 4, 152: 4}
 
 
+def resolve_metainfo(metainfo_file: str) -> str:
+    """An absolute path for ``data.metainfo``: a file of the user's, or one that MMPose ships
+    (``configs/_base_/datasets/*.py``, looked up in its package as MMPose itself does)."""
+    own = workdir() / metainfo_file
+    if own.is_file():
+        return str(own)
+    import mmpose
+    shipped = Path(mmpose.__file__).parent / '.mim' / metainfo_file
+    if shipped.is_file():
+        return str(shipped)
+    from bench.params import ParamsError
+    raise ParamsError(f'data.metainfo = {metainfo_file!r}: no such file here or in MMPose')
+
+
 def num_keypoints(metainfo_file: str) -> int:
     """K from an MMPose metainfo file (``configs/_base_/datasets/*.py`` or a path)."""
     from mmpose.datasets.datasets.utils import parse_pose_metainfo
-    return int(parse_pose_metainfo(dict(from_file=metainfo_file))['num_keypoints'])
+    meta = parse_pose_metainfo(dict(from_file=resolve_metainfo(metainfo_file)))
+    return int(meta['num_keypoints'])
 
 
 def data_layout(params: Params) -> dict[str, Any]:
@@ -68,7 +83,7 @@ def build_config(params: Params, method: str, seed: int,
     cfg.model.backbone.update(depth=m.backbone.depth, stem_channels=m.backbone.stem_channels,
                               base_channels=m.backbone.base_channels)
 
-    metainfo = dict(from_file=params.data.metainfo)
+    metainfo = dict(from_file=resolve_metainfo(params.data.metainfo))
     for split in ('train', 'val', 'test'):
         loader = cfg[f'{split}_dataloader']
         ds = loader.dataset

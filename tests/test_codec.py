@@ -130,11 +130,11 @@ def test_multi_instance_uses_max_of_gaussians():
 @pytest.mark.parametrize('sigma', [1.0, 2.0, 3.0])
 def test_background_far_and_at_lone_joint(sigma):
     rng = np.random.default_rng(2)
-    W = H = 48
+    W = H = 64
     codec = make_codec(W, H, sigma)
     u, v = np.meshgrid(np.arange(W), np.arange(H))
     for _ in range(10):
-        pts = separated_points(rng, W, H, sigma)
+        pts = separated_points(rng, W, H, sigma, n=10)
         pts[0] = np.round(pts[0])  # a joint centred on a pixel
         if any(np.hypot(*(pts[0] - q)) < 4 * sigma for q in pts[1:]):
             continue
@@ -142,7 +142,9 @@ def test_background_far_and_at_lone_joint(sigma):
         dist = np.min(
             np.hypot(u[None] - pts[:, 0, None, None],
                      v[None] - pts[:, 1, None, None]), axis=0)
-        assert hm[0][dist > 4 * sigma].min() >= 0.99
+        far = dist > 4 * sigma
+        assert far.sum() > 50
+        assert hm[0][far].min() >= 0.99
         x0, y0 = pts[0].astype(int)
         assert hm[0, y0, x0] <= 0.01
         assert hm[1, y0, x0] >= 0.99
@@ -163,9 +165,8 @@ def test_round_trip(W, H, sigma):
         assert kp.shape == (1, len(pts), 2) and scores.shape == (1, len(pts))
         worst = max(worst, np.abs(kp[0] / STRIDE - pts).max())
         # the score is the probability at the arg-max pixel
-        idx = np.rint(pts).astype(int)
-        peak = enc['heatmaps'][1:][np.arange(len(pts)), idx[:, 1], idx[:, 0]]
-        np.testing.assert_allclose(scores[0], peak, rtol=1e-6)
+        peak = enc['heatmaps'][1:len(pts) + 1].reshape(len(pts), -1).max(1)
+        np.testing.assert_array_equal(scores[0], peak)
     assert worst < 0.05
 
 
@@ -184,15 +185,16 @@ def test_round_trip_anisotropic_input_scale():
 
 def test_invisible_and_outside_keypoints():
     codec = make_codec(32, 32, 2.0)
-    kp = np.full((1, K, 2), 60.0)
-    kp[0, :, 0] += np.arange(K)  # distinct x, all inside
+    j = np.arange(K)
+    # all inside, 6 heatmap pixels apart
+    kp = np.stack([8 + 24 * (j % 5), 8 + 24 * (j // 5)], -1)[None] * 1.0
     vis = np.ones((1, K), np.float32)
     vis[0, 3] = 0  # invisible
     vis[0, 4] = 0.4  # below 0.5: invisible
     kp[0, 5] = (-2.5, 60)  # x_hm = -0.625 < -0.5: outside
     kp[0, 6] = (60, 128.0)  # y_hm = 32 >= H - 0.5: outside
     kp[0, 7] = (np.nan, np.nan)
-    kp[0, 8] = (-1.9, 60)  # x_hm = -0.475: inside
+    kp[0, 8] = (-1.9, 60)  # x_hm = -0.475: inside (kp 9 is at (32, 56))
     enc = codec.encode(kp, vis)
     hm, kw = enc['heatmaps'], enc['keypoint_weights']
     dropped = [3, 4, 5, 6, 7]
@@ -202,7 +204,7 @@ def test_invisible_and_outside_keypoints():
     for j in dropped:
         assert np.all(hm[1 + j] == 0)
     for j in set(range(K)) - set(dropped):
-        assert hm[1 + j].max() > 0.3
+        assert hm[1 + j].max() > 0.5
     # keypoints_visible given as (N, K, 2) (visibility, weight) also works
     enc2 = codec.encode(kp, np.stack([vis, np.ones_like(vis)], -1))
     np.testing.assert_array_equal(enc2['keypoint_weights'], kw)
@@ -267,5 +269,5 @@ def test_decode_all_zero_channel():
     hm = codec.encode(kp, vis)['heatmaps']
     dec, scores = codec.decode(hm)
     assert np.all(np.isfinite(dec))
-    assert scores[0, 0] > 0.9 and np.all(scores[0, 1:] == 0)
+    assert scores[0, 0] > 0.8 and np.all(scores[0, 1:] == 0)
     np.testing.assert_allclose(dec[0, 0], (30, 30), atol=0.05 * STRIDE)

@@ -132,6 +132,7 @@ class PixelClassLabel(BaseKeypointCodec):
                              np.array(self.heatmap_size, dtype=np.float64))
         self._neg_inv_2s2 = -0.5 / (self.sigma * self.sigma)
         self._geometry_cache = {}
+        self._d3 = np.arange(-1, 2)
         self._upper = np.array([W - 0.5, H - 0.5])
 
     # ------------------------------------------------------------------ #
@@ -348,36 +349,68 @@ class PixelClassLabel(BaseKeypointCodec):
         locs = np.stack((x, y), axis=-1).astype(np.float64)
 
         if self.decode_refine and W >= 3 and H >= 3:
-            # 3x3 stencil centred on the arg-max, shifted inside the grid
-            sx = np.clip(x, 1, W - 2)
-            sy = np.clip(y, 1, H - 2)
-            d = np.arange(-1, 2)
-            idx = (sy[:, None, None] + d[:, None]) * W + (sx[:, None, None] + d)
-            patch = np.take_along_axis(P, idx.reshape(M, 9), axis=1)
-            L = np.log(np.maximum(patch.astype(np.float64), _LOG_FLOOR))
-            L = L.reshape(M, 3, 3)  # [row (y), col (x)]
-            gx = 0.5 * (L[:, 1, 2] - L[:, 1, 0])
-            gy = 0.5 * (L[:, 2, 1] - L[:, 0, 1])
-            hxx = L[:, 1, 2] - 2 * L[:, 1, 1] + L[:, 1, 0]
-            hyy = L[:, 2, 1] - 2 * L[:, 1, 1] + L[:, 0, 1]
-            hxy = 0.25 * (L[:, 2, 2] - L[:, 2, 0] - L[:, 0, 2] + L[:, 0, 0])
-            det = hxx * hyy - hxy * hxy
-            full = (hxx < 0) & (det > 0)  # negative definite Hessian
-            with np.errstate(divide='ignore', invalid='ignore'):
-                ox = np.where(full, (hxy * gy - hyy * gx) / det,
-                              np.where(hxx < 0, -gx / hxx, 0.0))
-                oy = np.where(full, (hxy * gx - hxx * gy) / det,
-                              np.where(hyy < 0, -gy / hyy, 0.0))
-            ox = np.where(np.isfinite(ox), ox, 0.0)
-            oy = np.where(np.isfinite(oy), oy, 0.0)
-            # the step is taken from the stencil centre and kept within 1 px
-            # of the arg-max pixel; an axis without a concave stencil (e.g. a
-            # flat channel) is not refined
-            locs[:, 0] = np.where(full | (hxx < 0),
-                                  np.clip(sx + ox, x - 1.0, x + 1.0), x)
-            locs[:, 1] = np.where(full | (hyy < 0),
-                                  np.clip(sy + oy, y - 1.0, y + 1.0), y)
+            locs[:, 0], locs[:, 1] = self._refine(P, x, y, W, H)
 
         locs[scores <= 0] = -1
         keypoints = (locs * self.scale_factor).astype(np.float32)
         return keypoints.reshape(B, K, 2), scores.reshape(B, K)
+
+    def _refine(self, P: np.ndarray, x: np.ndarray, y: np.ndarray, W: int,
+                H: int) -> Tuple[np.ndarray, np.ndarray]:
+        """Sub-pixel refinement of arg-max pixels (x, y) of the flattened
+        maps P (M, H*W), on L = log P.
+
+        - arg-max not on the border: one Newton step with the 3x3 finite
+          difference gradient and Hessian of L (DARK); per axis 1-D Newton
+          when the Hessian is not negative definite;
+        - an axis where the arg-max is on the border: the two-point formula
+          with the codec's sigma, ``x = (a + b) / 2 + sigma^2 (L_b - L_a) /
+          (b - a)`` with b the inner neighbour of a, exact for a Gaussian.
+
+        Offsets are limited to 1 px; an axis with a flat or convex profile
+        is left unrefined.
+        """
+        M = P.shape[0]
+        m = np.arange(M)
+        # 3x3 stencil around the arg-max, shifted inside the grid
+        sx = np.clip(x, 1, W - 2)
+        sy = np.clip(y, 1, H - 2)
+        idx = (sy[:, None] + self._d3) * W
+        idx = (idx[:, :, None] + (sx[:, None] + self._d3)[:, None, :])
+        patch = np.take_along_axis(P, idx.reshape(M, 9), axis=1)
+        L = np.log(np.maximum(patch.astype(np.float64), _LOG_FLOOR))
+        L = L.reshape(M, 3, 3)  # [row (y), col (x)]
+        ix = x - sx + 1  # 1 when x is not on the border, else 0 or 2
+        iy = y - sy + 1
+        Lrow = L[m, iy, :]  # through the arg-max, along x
+        Lcol = L[m, :, ix]  # along y
+        s2 = self.sigma * self.sigma
+
+        def axis(c, i, Lc):
+            g = 0.5 * (Lc[:, 2] - Lc[:, 0])
+            h = Lc[:, 2] - 2.0 * Lc[:, 1] + Lc[:, 0]
+            inner = i == 1
+            with np.errstate(divide='ignore', invalid='ignore'):
+                newton = np.where(h < 0, -g / h, 0.0)
+            # border: a = c, b = c -/+ 1 (inner neighbour, stencil column 1)
+            sign = np.where(i == 0, 1.0, -1.0)
+            la = np.where(i == 0, Lc[:, 0], Lc[:, 2])
+            two_point = sign * (0.5 + s2 * (Lc[:, 1] - la))
+            return np.where(inner, newton, two_point), g, h, inner
+
+        ox, gx, hxx, in_x = axis(x, ix, Lrow)
+        oy, gy, hyy, in_y = axis(y, iy, Lcol)
+        # full 2-D Newton step where both axes are inner and the Hessian is
+        # negative definite
+        hxy = 0.25 * (L[:, 2, 2] - L[:, 2, 0] - L[:, 0, 2] + L[:, 0, 0])
+        det = hxx * hyy - hxy * hxy
+        full = in_x & in_y & (hxx < 0) & (det > 0)
+        with np.errstate(divide='ignore', invalid='ignore'):
+            ox = np.where(full, (hxy * gy - hyy * gx) / det, ox)
+            oy = np.where(full, (hxy * gx - hxx * gy) / det, oy)
+        ox = np.clip(np.nan_to_num(ox, nan=0.0, posinf=0.0, neginf=0.0), -1,
+                     1)
+        oy = np.clip(np.nan_to_num(oy, nan=0.0, posinf=0.0, neginf=0.0), -1,
+                     1)
+        return x + ox, y + oy
+

@@ -912,7 +912,7 @@ def generate(out_dir: Path, cfg: StickmanConfig = StickmanConfig(), workers: int
             else:
                 it = pool.imap(job, range(n), chunksize=max(1, min(32, n // (workers * 4))))
             rows = list(tqdm(it, total=n, desc=f'stickman {split}', unit='img',
-                             disable=not progress, leave=False))
+                             disable=not progress))
             coco = dict(
                 info=dict(description=f'stickman gymnasts, {split} split',
                           generator='bench.data.stickman', config=asdict(cfg)),

@@ -156,7 +156,7 @@ class HeatmapSnapshotHook(Hook):
         dataset = runner.val_dataloader.dataset
         n = min(self.num_images, len(dataset))
         batch = pseudo_collate([dataset[i] for i in range(n)])
-        head_cfg = model.head.test_cfg
+        head_cfg = model.test_cfg  # the estimator passes its own test_cfg to the head
         saved = dict(head_cfg)
         head_cfg.update(output_heatmaps=True, flip_test=False)
         was_training = model.training
