@@ -12,7 +12,7 @@ codec = dict(
 model = dict(
     head=dict(
         type='PixelClassHead',
-        loss=dict(type='PixelCrossEntropyLoss', neg_pos_ratio=3),
+        loss=dict(type='PixelCrossEntropyLoss', neg_pos_ratio=3, use_target_weight=True),
         decoder=codec))
 
 train_dataloader = dict(dataset=dict(pipeline=[

@@ -69,7 +69,8 @@ def test_registered_and_tables():
 
 
 @pytest.mark.parametrize('W,H,sigma', [(32, 32, 2.0), (48, 64, 2.0),
-                                       (16, 16, 1.5), (24, 32, 1.0)])
+                                       (16, 16, 1.5), (24, 32, 1.0),
+                                       (16, 40, 2.0)])
 def test_shapes_sum_to_one_and_range(W, H, sigma):
     rng = np.random.default_rng(0)
     codec = make_codec(W, H, sigma)
@@ -88,7 +89,7 @@ def test_shapes_sum_to_one_and_range(W, H, sigma):
 @given(
     seed=st.integers(0, 2**32 - 1),
     sigma=st.sampled_from([1.0, 1.5, 2.0, 3.0]),
-    size=st.sampled_from([(16, 16), (32, 32), (48, 64)]),
+    size=st.sampled_from([(16, 16), (32, 32), (48, 64), (16, 40)]),
     clustered=st.booleans())
 def test_window_truncation_matches_full_grid_oracle(seed, sigma, size,
                                                     clustered):
@@ -271,3 +272,15 @@ def test_decode_all_zero_channel():
     assert np.all(np.isfinite(dec))
     assert scores[0, 0] > 0.8 and np.all(scores[0, 1:] == 0)
     np.testing.assert_allclose(dec[0, 0], (30, 30), atol=0.05 * STRIDE)
+
+
+def test_pickle_and_deepcopy_stay_small():
+    import copy
+    import pickle
+    codec = make_codec(64, 64, 2.0)
+    kp = np.random.default_rng(7).uniform(0, 255, (1, K, 2))
+    ref = codec.encode(kp)['heatmaps']
+    blob = pickle.dumps(codec)
+    assert len(blob) < 10_000
+    for clone in (pickle.loads(blob), copy.deepcopy(codec)):
+        np.testing.assert_array_equal(clone.encode(kp)['heatmaps'], ref)

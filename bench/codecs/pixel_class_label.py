@@ -5,19 +5,20 @@ K keypoints. The soft target is derived from the same un-normalised Gaussians th
 regression uses, read as independent "this pixel is keypoint j" probabilities.
 """
 import math
-from typing import List, Optional, Tuple, Union
+from types import SimpleNamespace
+from typing import List, Optional, Tuple
 
 import numpy as np
 
 from mmpose.codecs.base import BaseKeypointCodec
 from mmpose.registry import KEYPOINT_CODECS
 
-#: Default bound on the truncation error of the windowed encoding (see ``window``).
+#: Bound on the truncation error of the windowed encoding with ``window=None``.
 WINDOW_TOL = 1e-4
-#: Floor applied to probabilities before taking logs in :meth:`PixelClassLabel.decode`.
+#: Floor applied to probabilities before taking logs when decoding.
 _LOG_FLOOR = 1e-30
-#: Largest float64 below 1: caps G so that log1p(-G) is finite.
-_ONE_MINUS = 1.0 - 2.0**-52
+#: Largest float32 below 1: caps G so that log1p(-G) stays finite.
+_ONE_MINUS = np.float32(1.0 - 2.0**-24)
 
 
 @KEYPOINT_CODECS.register_module()
@@ -34,8 +35,9 @@ class PixelClassLabel(BaseKeypointCodec):
         G_j(u, v) = \exp\left(-\frac{(u-\tilde x_j)^2 + (v-\tilde y_j)^2}
                               {2\sigma^2}\right)
 
-    (:math:`G_j \equiv 0` for an invisible keypoint or one whose centre lies
-    outside :math:`[-0.5, W-0.5) \times [-0.5, H-0.5)`), the soft target is
+    (:math:`G_j \equiv 0` for an invisible keypoint, visibility < 0.5, or one
+    whose centre lies outside :math:`[-0.5, W-0.5) \times [-0.5, H-0.5)`),
+    the soft target is
 
     .. math::
 
@@ -43,28 +45,32 @@ class PixelClassLabel(BaseKeypointCodec):
         P_j = (1 - P_0) \frac{G_j}{\sum_i G_i} \quad (P_j = 0
         \text{ where } \sum_i G_i = 0),
 
-    so every pixel is a probability distribution over the K + 1 classes.
+    so every pixel holds a probability distribution over the K + 1 classes.
     ``target='hard'`` gives instead a one-hot label per pixel: the arg-max of
-    :math:`[\tau, G_1, \dots, G_K]` (:math:`\tau` = ``bg_threshold``; index 0,
-    i.e. background, wins ties).
+    :math:`[\tau, G_1, \dots, G_K]` (:math:`\tau` = ``bg_threshold``;
+    background wins ties).
 
-    Each :math:`G_j` is evaluated only inside a square window of
-    ``ceil(r * sigma)`` pixels around its centre (``r`` = ``window``) and is
-    taken as 0 outside it, which makes encoding cost independent of the
-    heatmap size. With the default ``window=None``, ``r`` is picked per call so
-    that :math:`K \exp(-r^2/2) \le 10^{-4}`; since every target value moves by
-    at most the sum of the truncated :math:`G_j` at that pixel, the windowed
-    soft target is within 1e-4 of the exact formula above everywhere.
+    Each :math:`G_j` is evaluated only on a square window of half-size
+    :math:`R = \lceil r\sigma - 0.5 \rceil` pixels around the pixel nearest to
+    its centre (shifted inside the heatmap at the borders), so that every
+    pixel nearer than :math:`r\sigma` (per axis) to the centre is computed, and
+    is taken as 0 elsewhere; the cost does not depend on the heatmap size.
+    With the default ``window=None``, :math:`r = \sqrt{2 \ln(K / 10^{-4})}`
+    (4.91 for K = 17): every target value moves by at most the sum of the
+    truncated :math:`G_j` at that pixel, each below :math:`\exp(-r^2/2)`, so
+    the windowed target is within 1e-4 of the exact formula everywhere, for
+    any pose.
 
-    Several instances (N > 1, i.e. bottom-up use; top-down passes N = 1) are
-    merged per keypoint channel before the formula above:
-    :math:`G_j = \max_n G_{n,j}`, as ``MSRAHeatmap`` does for its heatmaps.
+    Several instances (N > 1, bottom-up use; top-down passes N = 1) are merged
+    per keypoint before the formula above: :math:`G_j = \max_n G_{n,j}`, as
+    ``MSRAHeatmap`` merges its heatmaps.
 
-    Decoding takes the arg-max pixel of each keypoint channel, refines it to
-    sub-pixel accuracy by one Newton step on :math:`\log P_j` (2nd-order Taylor
-    expansion on the 3x3 neighbourhood, as in DARK; exact for a Gaussian, and
-    uses a shifted stencil at the border) and returns :math:`P_j` at the
-    arg-max pixel as the score: a probability, not rescaled.
+    Decoding takes the arg-max pixel of each keypoint channel :math:`P_j` and
+    refines it on :math:`\log P_j`: one Newton step with the 3x3 finite
+    difference gradient and Hessian (as DARK; exact for a Gaussian) and, on
+    an axis where the arg-max is a border pixel, the two-point formula with
+    the codec's sigma. Offsets are limited to 1 pixel. The score is
+    :math:`P_j` at the arg-max pixel: a probability, not rescaled.
 
     Note:
 
@@ -78,7 +84,7 @@ class PixelClassLabel(BaseKeypointCodec):
 
         - heatmaps (np.ndarray): float32 per-pixel class probabilities in
             shape (K + 1, H, W), channel 0 = background, channel j + 1 =
-            keypoint j; every pixel sums to 1. One-hot when ``target='hard'``
+            keypoint j; every pixel sums to 1. One-hot if ``target='hard'``
         - keypoint_weights (np.ndarray): float32 target weights in shape
             (N, K): 1 for encoded keypoints, 0 for invisible keypoints and
             keypoints outside the heatmap
@@ -90,10 +96,11 @@ class PixelClassLabel(BaseKeypointCodec):
         target (str): ``'soft'`` (probabilities above) or ``'hard'`` (one-hot
             arg-max labels). Defaults to ``'soft'``
         bg_threshold (float): :math:`\tau`, the Gaussian value a keypoint
-            must exceed to claim a pixel in ``'hard'`` mode. Defaults to 0.5
-        window (float, optional): Window radius in units of sigma. ``None``
-            (default) chooses :math:`r = \sqrt{2 \ln(K / 10^{-4})}`
-            (4.91 for K = 17), which bounds the truncation error by 1e-4
+            must exceed to claim a pixel with ``target='hard'`` (it should be
+            well above the 1e-4 truncation level). Defaults to 0.5
+        window (float, optional): ``r``, the window radius in units of sigma.
+            ``None`` (default) derives it from K so that the truncation error
+            is at most 1e-4
         decode_refine (bool): Whether to refine decoded keypoints to
             sub-pixel accuracy. Defaults to ``True``
     """
@@ -115,52 +122,87 @@ class PixelClassLabel(BaseKeypointCodec):
                              f'"soft" or "hard", got {target!r}')
         if sigma <= 0:
             raise ValueError(f'sigma must be positive, got {sigma}')
+        if target == 'hard' and not 0 < bg_threshold:
+            raise ValueError('bg_threshold must be positive, got '
+                             f'{bg_threshold}')
         if window is not None and window <= 0:
             raise ValueError(f'window must be positive, got {window}')
         self.input_size = tuple(input_size)
-        self.heatmap_size = tuple(heatmap_size)
+        self.heatmap_size = tuple(int(s) for s in heatmap_size)
         self.sigma = float(sigma)
         self.target = target
         self.bg_threshold = float(bg_threshold)
         self.window = window
         self.decode_refine = decode_refine
+
         W, H = self.heatmap_size
         w, h = self.input_size
-        # heatmap coordinate = input coordinate * to_heatmap
+        # heatmap coordinate = input coordinate * _to_heatmap
         self._to_heatmap = np.array([W / w, H / h], dtype=np.float64)
-        self.scale_factor = (np.array(self.input_size, dtype=np.float64) /
-                             np.array(self.heatmap_size, dtype=np.float64))
+        self.scale_factor = np.array([w / W, h / H], dtype=np.float64)
+        self._upper = np.array([W - 0.5, H - 0.5])
         self._neg_inv_2s2 = -0.5 / (self.sigma * self.sigma)
         self._geometry_cache = {}
-        self._d3 = np.arange(-1, 2)
-        self._upper = np.array([W - 0.5, H - 0.5])
+        # decoding constants: 3x3 stencil offsets in a flattened map, and the
+        # positions of the x / y profiles through a stencil pixel
+        d = np.arange(-1, 2)
+        self._off9 = (d[:, None] * W + d[None, :]).reshape(1, 9)
+        self._k23 = np.array([[0, 1, 2], [0, 3, 6]])
+        self._smax = np.array([W - 2, H - 2])
+
+    def __getstate__(self) -> dict:
+        # the cached window views alias small buffers; pickling / deep
+        # copying would materialise them, so they are rebuilt on demand
+        state = self.__dict__.copy()
+        state['_geometry_cache'] = {}
+        return state
 
     # ------------------------------------------------------------------ #
     # encoding
     # ------------------------------------------------------------------ #
     def window_radius(self, num_keypoints: int) -> int:
-        """Window half-size in heatmap pixels, ``ceil(r * sigma)``."""
-        return self._geometry(num_keypoints)[0]
+        """Window half-size R in heatmap pixels (windows are (2R+1)^2 pixels,
+        cropped to the heatmap size)."""
+        return self._geometry(num_keypoints).R
 
-    def _geometry(self, K: int):
-        """Per-K constants (cached): radius R, window sizes, aranges."""
+    def _geometry(self, K: int) -> SimpleNamespace:
+        """Constants for K keypoints, cached: window sizes, and strided
+        "window views" that pick a window at (y0, x0) with fancy indexing."""
         geo = self._geometry_cache.get(K)
-        if geo is None:
-            if self.window is not None:
-                r = float(self.window)
-            else:
-                r = math.sqrt(2.0 * math.log(max(K, 1) / WINDOW_TOL))
-            R = int(math.ceil(r * self.sigma - 1e-9))
-            W, H = self.heatmap_size
-            Lx, Ly = min(2 * R + 1, W), min(2 * R + 1, H)
-            geo = (R, Lx, Ly, np.arange(Lx), np.arange(Ly),
-                   np.arange(1, K + 1)[:, None, None] * (W * H))
-            self._geometry_cache[K] = geo
-        return geo
-
-    def _start_max(self, Lx: int, Ly: int) -> np.ndarray:
+        if geo is not None:
+            return geo
+        if self.window is not None:
+            r = float(self.window)
+        else:
+            r = math.sqrt(2.0 * math.log(max(K, 1) / WINDOW_TOL))
+        R = max(int(math.ceil(r * self.sigma - 0.5 - 1e-9)), 0)
         W, H = self.heatmap_size
-        return np.array([W - Lx, H - Ly], dtype=np.int64)
+        HW = W * H
+        Lx, Ly = min(2 * R + 1, W), min(2 * R + 1, H)
+        nX, nY = W - Lx + 1, H - Ly + 1
+        grid = np.arange(HW, dtype=np.intp)
+        isz = grid.itemsize
+        geo = SimpleNamespace(
+            R=R,
+            Lx=Lx,
+            Ly=Ly,
+            nX=nX,
+            nY=nY,
+            joint=Lx == Ly,
+            ar=np.arange(max(Lx, Ly)),
+            start_max=np.array([W - Lx, H - Ly], dtype=np.intp),
+            arK=np.arange(K),
+            # flat pixel index of each window: pix_view[y0, x0] (Ly, Lx)
+            pix_view=np.ndarray((nY, nX, Ly, Lx), np.intp, grid, 0,
+                                (W * isz, isz, W * isz, isz)),
+            # strides of window views on (H, W) float64 / float32 maps
+            st64=(W * 8, 8, W * 8, 8),
+            st32=(HW * 4, W * 4, 4, W * 4, 4),
+            st64k=(HW * 8, W * 8, 8, W * 8, 8),
+        )
+        geo.grid = grid  # keep the buffer of pix_view alive
+        self._geometry_cache[K] = geo
+        return geo
 
     def encode(self,
                keypoints: np.ndarray,
@@ -184,120 +226,157 @@ class PixelClassLabel(BaseKeypointCodec):
         N, K = keypoints.shape[:2]
         M = N * K
         W, H = self.heatmap_size
-        HW = H * W
-        R, Lx, Ly, arx, ary, ch_offset = self._geometry(K)
+        geo = self._geometry(K)
 
         # heatmap-space centres (M, 2), not rounded
         c = keypoints[..., :2].reshape(M, 2) * self._to_heatmap
         # inside [-0.5, W - 0.5) x [-0.5, H - 0.5); NaN compares False
-        valid = ((c >= -0.5) & (c < self._upper)).all(1)
+        inside = (c >= -0.5) & (c < self._upper)
+        valid = inside[:, 0] & inside[:, 1]
         if keypoints_visible is not None:
             keypoints_visible = np.asarray(keypoints_visible)
             if keypoints_visible.ndim == 3:  # (N, K, 2): visibility, weight
                 keypoints_visible = keypoints_visible[..., 0]
             valid &= keypoints_visible.reshape(M) >= 0.5
         keypoint_weights = valid.reshape(N, K).astype(np.float32)
-        c = np.where(valid[:, None], c, 0.0)
+        c[~valid] = 0.0  # NaN / out-of-range centres: any in-grid window
 
-        # windows of Lx x Ly pixels around round(c), shifted to lie inside the
-        # grid; they contain every in-grid pixel within R px (per axis) of c
-        start = np.rint(c).astype(np.int64)
-        start -= R
+        # window origins (M, 2): floor(c + 0.5) - R, shifted inside the grid
+        # (truncation toward 0 of negative values is undone by the clipping)
+        start = (c + (0.5 - geo.R)).astype(np.intp)
         np.maximum(start, 0, out=start)
-        np.minimum(start, self._start_max(Lx, Ly), out=start)
-        cols = start[:, 0:1] + arx  # (M, Lx)
-        rows = start[:, 1:2] + ary  # (M, Ly)
-        dx = cols - c[:, 0:1]
-        dy = rows - c[:, 1:2]
-        dx *= dx
-        dx *= self._neg_inv_2s2
-        dy *= dy
-        dy *= self._neg_inv_2s2
-        gx = np.exp(dx, out=dx)
-        # G < 1 strictly, so that log1p(-G) stays finite (1 - 2^-52 instead
-        # of 1 changes P_0 by ~1e-16); zero for keypoints not encoded
-        gx *= valid[:, None] * _ONE_MINUS
-        gy = np.exp(dy, out=dy)
+        np.minimum(start, geo.start_max, out=start)
 
-        if N == 1:
-            # G_j on its own window: (K, Ly, Lx) at pixel indices `pix`
-            G = gy[:, :, None] * gx[:, None, :]
-            pix = (rows * W)[:, :, None] + cols[:, None, :]
-            if self.target == 'hard':
-                heatmaps = self._hard_sparse(G, pix + ch_offset, K)
-            else:
-                heatmaps = self._soft_sparse(G, pix, pix + ch_offset, K)
+        # separable 1-D Gaussians on the windows, gx (M, Lx), gy (M, Ly), in
+        # float32 (as the 2-D products)
+        o = start - c
+        if geo.joint:
+            d = o[:, :, None] + geo.ar
+            d *= d
+            d *= self._neg_inv_2s2
+            g = np.exp(d, dtype=np.float32)
+            gx, gy = g[:, 0], g[:, 1]
         else:
-            # dense G (K, H*W): max over instances of the windowed Gaussians
-            if N == 0:
-                G = np.zeros((K, HW))
-            else:
-                dgx = np.zeros((M, W))
-                dgy = np.zeros((M, H))
-                np.put_along_axis(dgx, cols, gx, axis=1)
-                np.put_along_axis(dgy, rows, gy, axis=1)
-                G = (dgy[:, :, None] * dgx[:, None, :]).reshape(N, K, HW).max(0)
+            dx = o[:, 0:1] + geo.ar[:geo.Lx]
+            dy = o[:, 1:2] + geo.ar[:geo.Ly]
+            gx = np.exp(dx * dx * self._neg_inv_2s2, dtype=np.float32)
+            gy = np.exp(dy * dy * self._neg_inv_2s2, dtype=np.float32)
+        # zero for keypoints not encoded; G < 1 strictly so that log1p(-G)
+        # is finite (P_0 >= 6e-8 instead of 0 at a keypoint's centre)
+        gx *= (valid * _ONE_MINUS)[:, None]
+
+        x0 = start[:, 0]
+        y0 = start[:, 1]
+        if N == 1:
+            G = np.einsum('ki,kj->kij', gy, gx)  # (K, Ly, Lx)
             if self.target == 'hard':
-                heatmaps = self._hard_dense(G, K)
+                heatmaps = self._hard_sparse(G, x0, y0, geo, K)
             else:
-                heatmaps = self._soft_dense(G, K)
+                heatmaps = self._soft_sparse(G, gx, gy, x0, y0, geo, K)
+        else:
+            G = self._dense(gx, gy, x0, y0, geo, N, K)
+            if self.target == 'hard':
+                heatmaps = self._hard_dense(G)
+            else:
+                heatmaps = self._soft_dense(G)
 
         return dict(
             heatmaps=heatmaps.reshape(K + 1, H, W),
             keypoint_weights=keypoint_weights)
 
-    def _soft_sparse(self, G: np.ndarray, pix: np.ndarray, out_idx: np.ndarray,
+    def _soft_sparse(self, G: np.ndarray, gx: np.ndarray, gy: np.ndarray,
+                     x0: np.ndarray, y0: np.ndarray, geo: SimpleNamespace,
                      K: int) -> np.ndarray:
-        """Soft target from windowed Gaussians ``G`` (K, Ly, Lx) located at
-        flat pixel indices ``pix``; ``out_idx`` = the same positions in the
-        flattened (K + 1, H * W) output (channel j + 1). Overlapping windows
-        are accumulated with ``np.bincount``."""
-        HW = self.heatmap_size[0] * self.heatmap_size[1]
-        f = pix.reshape(-1)
-        g = G.reshape(-1)
-        log1m = np.log1p(-g)
-        P0 = np.exp(np.bincount(f, weights=log1m, minlength=HW))
-        S = np.bincount(f, weights=g, minlength=HW)
-        # ratio = (1 - P0) / S, 0 where no Gaussian reaches
-        ratio = np.subtract(1.0, P0)
-        np.divide(ratio, S, out=ratio, where=S > 0)
-        out = np.zeros((K + 1, HW), dtype=np.float32)
-        out[0] = P0
-        G *= ratio[pix]
-        np.put(out, out_idx, G)
+        """Soft target from windowed Gaussians G = gy (x) gx (K, Ly, Lx) with
+        window origins (x0, y0). log P_0 accumulates overlapping windows with
+        ``np.bincount`` and S = sum_j G_j is a matrix product of the
+        zero-padded 1-D Gaussians (both in float64); windows are read /
+        written through strided views."""
+        W, H = self.heatmap_size
+        HW = W * H
+        pix = geo.pix_view[y0, x0].reshape(-1)
+        P0 = np.exp(np.bincount(pix, np.log1p(-G.reshape(-1)), HW))
+        # S = sum_j gy_j(v) gx_j(u) over the windows
+        dgx = np.zeros((K, W))
+        dgy = np.zeros((K, H))
+        np.ndarray((K, geo.nX, geo.Lx), np.float64, dgx, 0,
+                   (W * 8, 8, 8))[geo.arK, x0] = gx
+        np.ndarray((K, geo.nY, geo.Ly), np.float64, dgy, 0,
+                   (H * 8, 8, 8))[geo.arK, y0] = gy
+        S = np.matmul(dgy.T, dgx).reshape(HW)
+        # ratio = (1 - P0) / S, float32; 0 where no Gaussian reaches
+        np.maximum(S, 1e-30, out=S)
+        ratio = np.divide(np.subtract(1.0, P0), S, dtype=np.float32)
+        G *= np.ndarray((geo.nY, geo.nX, geo.Ly, geo.Lx), np.float32, ratio,
+                        0, geo.st32[1:])[y0, x0]
+        out = np.zeros((K + 1, H, W), dtype=np.float32)
+        out[0] = P0.reshape(H, W)
+        np.ndarray((K, geo.nY, geo.nX, geo.Ly, geo.Lx), np.float32, out,
+                   HW * 4, geo.st32)[geo.arK, y0, x0] = G
         return out
 
-    def _soft_dense(self, G: np.ndarray, K: int) -> np.ndarray:
-        """Soft target from dense Gaussians G (K, H*W)."""
-        P0 = np.prod(1.0 - G, axis=0)
-        S = G.sum(0)
-        ratio = np.divide(1.0 - P0, S, out=np.zeros_like(S), where=S > 0)
-        out = np.empty((K + 1, G.shape[1]), dtype=np.float32)
-        out[0] = P0
-        np.multiply(G, ratio, out=out[1:])
-        return out
-
-    def _hard_dense(self, G: np.ndarray, K: int) -> np.ndarray:
-        """One-hot arg-max of [tau, G_1..G_K] per pixel, G dense (K, H*W)."""
-        scores = np.empty((K + 1, G.shape[1]))
-        scores[0] = self.bg_threshold
-        scores[1:] = G
-        return self._one_hot(scores)
-
-    def _hard_sparse(self, G: np.ndarray, out_idx: np.ndarray,
-                     K: int) -> np.ndarray:
-        """One-hot arg-max of [tau, G_1..G_K] per pixel, windowed G."""
-        HW = self.heatmap_size[0] * self.heatmap_size[1]
-        scores = np.zeros((K + 1, HW))
-        scores[0] = self.bg_threshold
-        np.put(scores, out_idx, G)
-        return self._one_hot(scores)
+    def _dense(self, gx: np.ndarray, gy: np.ndarray, x0: np.ndarray,
+               y0: np.ndarray, geo: SimpleNamespace, N: int,
+               K: int) -> np.ndarray:
+        """Dense G (K, H, W): per keypoint, the max over instances of the
+        windowed Gaussians."""
+        W, H = self.heatmap_size
+        M = N * K
+        if M == 0:
+            return np.zeros((K, H, W))
+        dgx = np.zeros((M, W))
+        dgy = np.zeros((M, H))
+        m = np.arange(M)
+        np.ndarray((M, geo.nX, geo.Lx), np.float64, dgx, 0,
+                   (W * 8, 8, 8))[m, x0] = gx
+        np.ndarray((M, geo.nY, geo.Ly), np.float64, dgy, 0,
+                   (H * 8, 8, 8))[m, y0] = gy
+        G = dgy[:, :, None] * dgx[:, None, :]
+        return G.reshape(N, K, H, W).max(0)
 
     @staticmethod
-    def _one_hot(scores: np.ndarray) -> np.ndarray:
-        C, HW = scores.shape
-        out = np.zeros((C, HW), dtype=np.float32)
-        out[scores.argmax(0), np.arange(HW)] = 1.0
+    def _soft_dense(G: np.ndarray) -> np.ndarray:
+        """Soft target from dense Gaussians G (K, H, W)."""
+        K = G.shape[0]
+        P0 = np.prod(1.0 - G, axis=0)
+        S = G.sum(0)
+        ratio = 1.0 - P0
+        np.divide(ratio, S, out=ratio, where=S > 0)
+        out = np.empty((K + 1, ) + G.shape[1:], dtype=np.float32)
+        out[0] = P0
+        np.multiply(G, ratio, out=out[1:], casting='same_kind')
+        return out
+
+    def _hard_sparse(self, G: np.ndarray, x0: np.ndarray, y0: np.ndarray,
+                     geo: SimpleNamespace, K: int) -> np.ndarray:
+        """One-hot arg-max of [tau, G_1..G_K] per pixel, windowed G."""
+        k, r, q = np.nonzero(G > self.bg_threshold)
+        pix = geo.pix_view[y0[k], x0[k], r, q]
+        return self._one_hot(G[k, r, q], k, pix, K)
+
+    def _hard_dense(self, G: np.ndarray) -> np.ndarray:
+        """One-hot arg-max of [tau, G_1..G_K] per pixel, dense G (K, H, W)."""
+        K = G.shape[0]
+        k, v, u = np.nonzero(G > self.bg_threshold)
+        return self._one_hot(G[k, v, u], k, v * self.heatmap_size[0] + u, K)
+
+    def _one_hot(self, vals: np.ndarray, k: np.ndarray, pix: np.ndarray,
+                 K: int) -> np.ndarray:
+        """One-hot labels (K + 1, H, W) from the candidate entries (value,
+        keypoint, flat pixel) with G > tau: per pixel the largest value wins
+        (lowest keypoint index on ties); pixels without a candidate are
+        background."""
+        W, H = self.heatmap_size
+        out = np.zeros((K + 1, H * W), dtype=np.float32)
+        out[0] = 1.0
+        if pix.size:
+            order = np.lexsort((k, -vals, pix))
+            ps = pix[order]
+            first = np.ones(ps.size, dtype=bool)
+            np.not_equal(ps[1:], ps[:-1], out=first[1:])
+            sel = order[first]
+            out[0, pix[sel]] = 0.0
+            out[1 + k[sel], pix[sel]] = 1.0
         return out
 
     # ------------------------------------------------------------------ #
@@ -309,22 +388,20 @@ class PixelClassLabel(BaseKeypointCodec):
 
         Args:
             encoded (np.ndarray): Probabilities in shape (K + 1, H, W),
-                channel 0 = background (e.g. softmax of the head's logits)
+                channel 0 = background (e.g. the softmax of the logits)
 
         Returns:
             tuple:
             - keypoints (np.ndarray): Decoded coordinates in shape (1, K, 2)
-            - scores (np.ndarray): (1, K) probability of keypoint j at its
-                arg-max pixel
+            - scores (np.ndarray): (1, K), the probability of keypoint j at
+                its arg-max pixel
         """
-        keypoints, scores = self._decode_array(np.asarray(encoded)[None])
-        return keypoints, scores
+        return self._decode_array(np.asarray(encoded)[None])
 
-    def batch_decode(
-        self, batch_encoded
-    ) -> Tuple[List[np.ndarray], List[np.ndarray]]:
-        """Decode a batch of probabilities (B, K + 1, H, W) (torch.Tensor or
-        np.ndarray) in one vectorised pass.
+    def batch_decode(self,
+                     batch_encoded) -> Tuple[List[np.ndarray], List[np.ndarray]]:
+        """Decode a batch of probabilities (B, K + 1, H, W), a torch.Tensor
+        or np.ndarray, in one vectorised pass.
 
         Returns:
             tuple: lists (length B) of keypoints (1, K, 2) and scores (1, K)
@@ -332,85 +409,74 @@ class PixelClassLabel(BaseKeypointCodec):
         if not isinstance(batch_encoded, np.ndarray):
             batch_encoded = batch_encoded.detach().float().cpu().numpy()
         keypoints, scores = self._decode_array(batch_encoded)
-        return ([k[None] for k in keypoints], [s[None] for s in scores])
+        return list(keypoints[:, None]), list(scores[:, None])
 
     def _decode_array(self,
                       probs: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """(B, K+1, H, W) -> keypoints (B, K, 2), scores (B, K)."""
         B, C, H, W = probs.shape
         K = C - 1
-        P = probs[:, 1:].reshape(B * K, H * W)
         M = B * K
-        m = np.arange(M)
+        P = probs[:, 1:].reshape(M, H * W)
         am = P.argmax(1)
-        scores = P[m, am].astype(np.float32)
-        x = am % W
-        y = am // W
-        locs = np.stack((x, y), axis=-1).astype(np.float64)
-
-        if self.decode_refine and W >= 3 and H >= 3:
-            locs[:, 0], locs[:, 1] = self._refine(P, x, y, W, H)
-
+        m = np.arange(M)
+        scores = P[m, am]
+        y, x = np.divmod(am, W)
+        if self.decode_refine and W >= 3 and H >= 3 and M > 0:
+            locs = self._refine(P, m, x, y, scores)
+        else:
+            locs = np.stack((x, y), axis=-1).astype(np.float64)
         locs[scores <= 0] = -1
         keypoints = (locs * self.scale_factor).astype(np.float32)
-        return keypoints.reshape(B, K, 2), scores.reshape(B, K)
+        return keypoints.reshape(B, K, 2), scores.astype(
+            np.float32).reshape(B, K)
 
-    def _refine(self, P: np.ndarray, x: np.ndarray, y: np.ndarray, W: int,
-                H: int) -> Tuple[np.ndarray, np.ndarray]:
-        """Sub-pixel refinement of arg-max pixels (x, y) of the flattened
-        maps P (M, H*W), on L = log P.
+    def _refine(self, P: np.ndarray, m: np.ndarray, x: np.ndarray,
+                y: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """Sub-pixel refinement of the arg-max pixels (x, y) of the flattened
+        maps P (M, H*W), on L = log P; returns (M, 2) positions.
 
-        - arg-max not on the border: one Newton step with the 3x3 finite
-          difference gradient and Hessian of L (DARK); per axis 1-D Newton
-          when the Hessian is not negative definite;
-        - an axis where the arg-max is on the border: the two-point formula
-          with the codec's sigma, ``x = (a + b) / 2 + sigma^2 (L_b - L_a) /
-          (b - a)`` with b the inner neighbour of a, exact for a Gaussian.
+        - both coordinates of the arg-max off the border: one Newton step
+          with the 3x3 finite-difference gradient and Hessian (DARK) when the
+          Hessian is negative definite, else a 1-D Newton step per axis with
+          a negative second difference;
+        - an axis where the arg-max is on the border (pixel a, inner
+          neighbour b): ``(a + b) / 2 + sigma^2 (L_b - L_a) / (b - a)``, the
+          exact vertex for a Gaussian of the codec's sigma.
 
-        Offsets are limited to 1 px; an axis with a flat or convex profile
-        is left unrefined.
+        Offsets are limited to 1 px.
         """
-        M = P.shape[0]
-        m = np.arange(M)
+        W = self.heatmap_size[0]
+        xy = np.stack((x, y), axis=-1)  # (M, 2)
         # 3x3 stencil around the arg-max, shifted inside the grid
-        sx = np.clip(x, 1, W - 2)
-        sy = np.clip(y, 1, H - 2)
-        idx = (sy[:, None] + self._d3) * W
-        idx = (idx[:, :, None] + (sx[:, None] + self._d3)[:, None, :])
-        patch = np.take_along_axis(P, idx.reshape(M, 9), axis=1)
-        L = np.log(np.maximum(patch.astype(np.float64), _LOG_FLOOR))
-        L = L.reshape(M, 3, 3)  # [row (y), col (x)]
-        ix = x - sx + 1  # 1 when x is not on the border, else 0 or 2
-        iy = y - sy + 1
-        Lrow = L[m, iy, :]  # through the arg-max, along x
-        Lcol = L[m, :, ix]  # along y
-        s2 = self.sigma * self.sigma
-
-        def axis(c, i, Lc):
-            g = 0.5 * (Lc[:, 2] - Lc[:, 0])
-            h = Lc[:, 2] - 2.0 * Lc[:, 1] + Lc[:, 0]
-            inner = i == 1
-            with np.errstate(divide='ignore', invalid='ignore'):
-                newton = np.where(h < 0, -g / h, 0.0)
-            # border: a = c, b = c -/+ 1 (inner neighbour, stencil column 1)
-            sign = np.where(i == 0, 1.0, -1.0)
-            la = np.where(i == 0, Lc[:, 0], Lc[:, 2])
-            two_point = sign * (0.5 + s2 * (Lc[:, 1] - la))
-            return np.where(inner, newton, two_point), g, h, inner
-
-        ox, gx, hxx, in_x = axis(x, ix, Lrow)
-        oy, gy, hyy, in_y = axis(y, iy, Lcol)
-        # full 2-D Newton step where both axes are inner and the Hessian is
-        # negative definite
-        hxy = 0.25 * (L[:, 2, 2] - L[:, 2, 0] - L[:, 0, 2] + L[:, 0, 0])
-        det = hxx * hyy - hxy * hxy
-        full = in_x & in_y & (hxx < 0) & (det > 0)
-        with np.errstate(divide='ignore', invalid='ignore'):
-            ox = np.where(full, (hxy * gy - hyy * gx) / det, ox)
-            oy = np.where(full, (hxy * gx - hxx * gy) / det, oy)
-        ox = np.clip(np.nan_to_num(ox, nan=0.0, posinf=0.0, neginf=0.0), -1,
-                     1)
-        oy = np.clip(np.nan_to_num(oy, nan=0.0, posinf=0.0, neginf=0.0), -1,
-                     1)
-        return x + ox, y + oy
-
+        s = np.minimum(np.maximum(xy, 1), self._smax)
+        patch = P[m[:, None], (s[:, 1] * W + s[:, 0])[:, None] + self._off9]
+        L = np.log(np.maximum(patch, _LOG_FLOOR, dtype=np.float64))  # (M, 9)
+        i = xy - s + 1  # stencil position of the arg-max, (M, 2) in {0,1,2}
+        # profiles through the arg-max along x (row iy) and y (column ix)
+        prof = L[m[:, None, None],
+                 (i[:, ::-1] * (3, 1))[:, :, None] + self._k23]  # (M, 2, 3)
+        g = 0.5 * (prof[..., 2] - prof[..., 0])
+        h = prof[..., 2] - 2.0 * prof[..., 1] + prof[..., 0]
+        inner = i == 1
+        # 1-D Newton (inner axes)
+        off = np.divide(g, h, out=np.zeros_like(g), where=h < 0)
+        np.negative(off, out=off)
+        # two-point formula (border axes): sign +1 at the first pixel (i=0),
+        # -1 at the last one (i=2); L_a = log(score)
+        La = np.log(np.maximum(scores, _LOG_FLOOR, dtype=np.float64))
+        two_point = (1 - i) * (0.5 + self.sigma**2 *
+                               (prof[..., 1] - La[:, None]))
+        off = np.where(inner, off, two_point)
+        # 2-D Newton step
+        hxy = 0.25 * (L[:, 8] - L[:, 6] - L[:, 2] + L[:, 0])
+        det = h[:, 0] * h[:, 1] - hxy * hxy
+        full = inner[:, 0] & inner[:, 1] & (h[:, 0] < 0) & (det > 0)
+        if full.any():
+            f = np.flatnonzero(full)
+            gf, hf, hxyf, detf = g[f], h[f], hxy[f], det[f]
+            off[f, 0] = (hxyf * gf[:, 1] - hf[:, 1] * gf[:, 0]) / detf
+            off[f, 1] = (hxyf * gf[:, 0] - hf[:, 0] * gf[:, 1]) / detf
+        np.clip(off, -1.0, 1.0, out=off)
+        off += xy
+        return off
