@@ -77,19 +77,19 @@ class StickmanConfig:
             Defaults: 1500 / 200 / 300.
         scale_range (tuple[float, float]): Standing height of the figure as a fraction of
             ``min(w, h)``; a figure that would not fit (a split, arms overhead) is shrunk
-            unless it is truncated on purpose. Default: ``(0.45, 0.9)``.
+            unless it is truncated on purpose. Default: ``(0.55, 0.9)``.
         clutter_shapes (int): Maximum number of random background shapes. Default: 6.
         distractor_limbs (int): Maximum number of limb-like distractor sticks (1-2 shaded
-            segments with figure-like colours). Default: 2.
+            segments with figure-like colours). Default: 3.
         occluder_prob (float): Probability of an object (ball, box, beam) drawn over part of
             the figure; keypoints under it are labelled ``v=1``. Default: 0.3.
         second_figure_prob (float): Probability of a second, partially visible figure that
-            is NOT annotated (in front of the figure in a third of the cases). Default: 0.25.
+            is NOT annotated (in front of the figure in a third of the cases). Default: 0.3.
         truncation_prob (float): Probability that the figure is placed partly outside the
             image (those keypoints get ``v=0``). Default: 0.15.
         blur_prob (float): Probability of a Gaussian blur (sigma 0.4-1.2 px). Default: 0.3.
-        noise_std (float): Maximum std of the additive Gaussian pixel noise, as a fraction of
-            255; each image draws its std uniformly in ``[0, noise_std]``. Default: 0.03.
+        noise_std (float): Maximum std of the additive Gaussian pixel noise, in grey levels
+            (0-255); each image draws its std uniformly in ``[0, noise_std]``. Default: 6.0.
         back_view_prob (float): Probability of a figure seen from the back (no face, hair
             over the head, left/right mirrored). Default: 0.2.
         profile_prob (float): Probability of a near-profile view (yaw 50-80 degrees, narrow
@@ -103,14 +103,14 @@ class StickmanConfig:
     train: int = 1500
     val: int = 200
     test: int = 300
-    scale_range: tuple[float, float] = (0.45, 0.9)
+    scale_range: tuple[float, float] = (0.55, 0.9)
     clutter_shapes: int = 6
-    distractor_limbs: int = 2
+    distractor_limbs: int = 3
     occluder_prob: float = 0.3
-    second_figure_prob: float = 0.25
+    second_figure_prob: float = 0.3
     truncation_prob: float = 0.15
     blur_prob: float = 0.3
-    noise_std: float = 0.03
+    noise_std: float = 6.0
     back_view_prob: float = 0.2
     profile_prob: float = 0.15
     min_keypoints: int = 8
@@ -817,7 +817,7 @@ def render_sample(cfg: StickmanConfig, split: str, index: int) -> tuple[np.ndarr
     img = cv.img * rng.uniform(0.8, 1.15) + rng.uniform(-20, 20)
     if rng.random() < cfg.blur_prob:
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.2))
-    sigma = rng.uniform(0, cfg.noise_std) * 255.0
+    sigma = rng.uniform(0, cfg.noise_std)
     img = img + rng.normal(0, 1, img.shape).astype(np.float32) * sigma
     img = np.clip(np.round(img), 0, 255).astype(np.uint8)
 

@@ -1,0 +1,302 @@
+"""Load the runs of a study into tidy pandas DataFrames: the report's only reader of ``runs/``.
+
+One run is ``<runs_root>/<method>/seed<k>/`` with ``train/status.json``, ``metrics.json``,
+``eval/keypoints.npz``, ``live/plots/metrics/**.tsv`` (DVCLive curves) and
+``snapshots/epoch_XXX.npz`` (heatmaps). :func:`load_study` reads every (method, seed) asked for:
+
+- a run whose folder or status/metrics file is missing raises :class:`bench.errors.RunError`
+  with one line naming the run (the study is incomplete: nothing is reported);
+- a run whose status is not ``ok`` (diverged) is kept in :attr:`Study.runs` with its message and
+  left out of every other table (the report lists it under "Failed runs");
+- optional inputs (a learning-curve TSV, snapshots) may be missing: their tables simply have
+  no rows for that run.
+
+Everything is returned sorted by (method order as given, seed, ...), so the report built from a
+:class:`Study` does not depend on file-system listing order.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from bench.errors import RunError
+from bench.report import stats
+
+# Scalar test metrics read from metrics.json, besides the PCK@<thr> entries.
+FILE_METRICS = ('AUC', 'EPE', 'AP', 'AP50', 'AP75')
+# PCK threshold of the calibration "hit" and of the per-joint table (MMPose's per-joint PCK).
+HIT_THRESHOLD = 0.1
+# DVCLive name (path under live/plots/metrics without .tsv) of the validation PCK curve.
+VAL_PCK = 'val/PCK'
+_SNAPSHOT = re.compile(r'^epoch_(\d+)\.npz$')
+
+
+def pck_metric(threshold: float) -> str:
+    """``'PCK@0.1'``: the name metrics.json uses for PCK at a threshold."""
+    return f'PCK@{threshold:g}'
+
+
+def reach_metric(pck_reach: float) -> str:
+    """``'epochs_to_PCK0.5'``: epochs until the validation PCK first reaches ``pck_reach``."""
+    return f'epochs_to_PCK{pck_reach:g}'
+
+
+def metric_names(pck_thresholds: Sequence[float], pck_reach: float) -> list[str]:
+    """Every per-run metric of the report, in table order."""
+    return [*(pck_metric(t) for t in pck_thresholds), *FILE_METRICS, 'ECE', 'Brier',
+            reach_metric(pck_reach)]
+
+
+def higher_is_better(metric: str) -> bool:
+    return not (metric in ('EPE', 'ECE', 'Brier') or metric.startswith('epochs_to'))
+
+
+def per_image_metric(dists: np.ndarray, metric: str, curve_thresholds=None) -> np.ndarray | None:
+    """(N,) the metric per test instance from (N, K) normalised distances (-1: unlabelled).
+
+    ``PCK@t``: share of the instance's labelled keypoints within t; ``AUC``: the mean of that
+    over ``curve_thresholds``. NaN for an instance without labelled keypoints. ``None`` for a
+    metric that has no per-image form here (EPE is in pixels, AP is a dataset-level score).
+    """
+    d = np.asarray(dists, dtype=float)
+    labelled = d >= 0
+    count = labelled.sum(axis=1)
+
+    def pck(t: float) -> np.ndarray:
+        hits = (labelled & (d <= t)).sum(axis=1)
+        with np.errstate(invalid='ignore', divide='ignore'):
+            return np.where(count > 0, hits / np.maximum(count, 1), np.nan)
+
+    if metric.startswith('PCK@'):
+        try:
+            return pck(float(metric[4:]))
+        except ValueError:
+            return None
+    if metric == 'AUC' and curve_thresholds is not None and len(curve_thresholds):
+        return np.mean([pck(float(t)) for t in curve_thresholds], axis=0)
+    return None
+
+
+@dataclass
+class Study:
+    """Every run of a study, as tidy tables (see the module docstring)."""
+    runs_root: Path
+    methods: list[str]
+    seeds: list[int]
+    # method, seed, status, message, epochs, wall_s, test_instances: one row per run asked for
+    # (failed runs included)
+    runs: pd.DataFrame
+    # method, seed, metric, value: successful runs only
+    metrics: pd.DataFrame
+    # method, seed, joint, pck: PCK@0.1 per keypoint (NaN: joint never labelled)
+    per_joint: pd.DataFrame
+    # method, seed, name ('val/PCK', 'train/bg_part', ...), epoch, value
+    curves: pd.DataFrame
+    # method, seed, threshold, pck: the test PCK-vs-threshold curve
+    pck_curves: pd.DataFrame
+    # (method, seed) -> arrays of eval/keypoints.npz
+    keypoints: dict[tuple[str, int], dict[str, np.ndarray]] = field(default_factory=dict)
+    # (method, seed) -> sorted epochs that have a snapshot
+    snapshot_epochs: dict[tuple[str, int], list[int]] = field(default_factory=dict)
+    joints: list[str] = field(default_factory=list)
+
+    def ok_seeds(self, method: str) -> list[int]:
+        r = self.runs
+        return sorted(int(s) for s in r.loc[(r.method == method) & (r.status == 'ok'), 'seed'])
+
+    def failed(self) -> pd.DataFrame:
+        return self.runs[self.runs.status != 'ok'].reset_index(drop=True)
+
+    def snapshot_path(self, method: str, seed: int, epoch: int) -> Path:
+        return self.runs_root / method / f'seed{seed}' / 'snapshots' / f'epoch_{epoch:03d}.npz'
+
+    def load_snapshot(self, method: str, seed: int, epoch: int) -> dict[str, np.ndarray]:
+        with np.load(self.snapshot_path(method, seed, epoch)) as z:
+            return {k: z[k] for k in z.files}
+
+    def num_keypoints(self) -> int | None:
+        for arrays in self.keypoints.values():
+            return int(arrays['dists'].shape[1])
+        return len(self.joints) or None
+
+
+def _read_json(path: Path, run: str) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise RunError(f'run {run}: {path} is not valid JSON ({exc.msg} at line {exc.lineno})') \
+            from None
+
+
+def _one_line(text) -> str:
+    return ' '.join(str(text or '').split())
+
+
+def read_tsv(path: Path) -> pd.DataFrame:
+    """A DVCLive TSV as (epoch, value), one row per epoch (the last logged value wins)."""
+    df = pd.read_csv(path, sep='\t')
+    if df.empty or 'step' not in df.columns or len(df.columns) < 2:
+        return pd.DataFrame({'epoch': pd.Series(dtype=int), 'value': pd.Series(dtype=float)})
+    out = pd.DataFrame({'epoch': df['step'].astype(int),
+                        'value': pd.to_numeric(df[df.columns[-1]], errors='coerce')})
+    return (out.drop_duplicates('epoch', keep='last').sort_values('epoch')
+            .reset_index(drop=True))
+
+
+def _read_curves(live: Path) -> list[pd.DataFrame]:
+    base = live / 'plots' / 'metrics'
+    frames = []
+    for tsv in sorted(base.glob('**/*.tsv')):
+        name = tsv.relative_to(base).with_suffix('').as_posix()
+        df = read_tsv(tsv)
+        if len(df):
+            frames.append(df.assign(name=name))
+    return frames
+
+
+def _snapshot_epochs(folder: Path) -> list[int]:
+    if not folder.is_dir():
+        return []
+    return sorted(int(m.group(1)) for p in folder.iterdir() if (m := _SNAPSHOT.match(p.name)))
+
+
+def load_study(runs_root: str | Path, methods: Iterable[str], seeds: Iterable[int], *,
+               pck_thresholds: Sequence[float] = (0.05, 0.1, 0.2), pck_reach: float = 0.5,
+               joint_order: Sequence[str] | None = None) -> Study:
+    """Read every run ``<runs_root>/<method>/seed<seed>`` (see the module docstring).
+
+    Args:
+        runs_root: the folder holding ``<method>/seed<k>/``.
+        methods: method names, in report order.
+        seeds: seeds (sorted here).
+        pck_thresholds: the ``PCK@<t>`` entries to read from metrics.json.
+        pck_reach: validation PCK level of the ``epochs_to_PCK<x>`` metric.
+        joint_order: keypoint names in dataset order (index 0 first); joints of metrics.json
+            not in it follow in their file order. Default: the order of the first metrics.json.
+
+    Raises:
+        RunError: a run's folder, ``train/status.json``, ``metrics.json`` (for a run that
+            trained) or ``eval/keypoints.npz`` (for a run that succeeded) is missing.
+    """
+    runs_root = Path(runs_root)
+    methods, seeds = list(methods), sorted(int(s) for s in seeds)
+    names = [pck_metric(t) for t in pck_thresholds] + list(FILE_METRICS)
+    reach = reach_metric(pck_reach)
+    run_rows, metric_rows, joint_rows, curve_frames, pck_frames = [], [], [], [], []
+    keypoints, snapshots = {}, {}
+    joints: list[str] = list(joint_order or [])
+
+    for method in methods:
+        for seed in seeds:
+            run = f'{method}/seed{seed}'
+            folder = runs_root / method / f'seed{seed}'
+            if not folder.is_dir():
+                raise RunError(f'run {run}: folder {folder} is missing; run `dvc repro '
+                               f'train@{method}-{seed} evaluate@{method}-{seed}` first')
+            status_file = folder / 'train' / 'status.json'
+            if not status_file.is_file():
+                raise RunError(f'run {run}: {status_file} is missing (not trained); run '
+                               f'`dvc repro train@{method}-{seed}` first')
+            status = _read_json(status_file, run)
+            metrics_file = folder / 'metrics.json'
+            if metrics_file.is_file():
+                result = _read_json(metrics_file, run)
+            elif status.get('status') != 'ok':
+                result = status
+            else:
+                raise RunError(f'run {run}: {metrics_file} is missing (not evaluated); run '
+                               f'`dvc repro evaluate@{method}-{seed}` first')
+            state = str(result.get('status', status.get('status', 'unknown')))
+            message = result.get('message') or status.get('message') or ''
+            wall = status.get('wall_s')
+            run_rows.append(dict(method=method, seed=seed, status=state,
+                                 message=_one_line(message) if state != 'ok' else '',
+                                 epochs=status.get('epochs', math.nan),
+                                 wall_s=float(wall) if wall is not None else math.nan,
+                                 test_instances=math.nan))
+            if state != 'ok':
+                continue
+
+            kp_file = folder / 'eval' / 'keypoints.npz'
+            if not kp_file.is_file():
+                raise RunError(f'run {run}: {kp_file} is missing; run `dvc repro '
+                               f'evaluate@{method}-{seed}` first')
+            with np.load(kp_file) as z:
+                kp = {k: z[k] for k in z.files}
+            keypoints[(method, seed)] = kp
+            run_rows[-1]['test_instances'] = int(kp['dists'].shape[0])
+
+            values = {k: float(result[k]) if result.get(k) is not None else math.nan
+                      for k in names}
+            dists = np.asarray(kp['dists'], dtype=float)
+            labelled = dists >= 0
+            cal = stats.calibration(np.asarray(kp['scores'], float)[labelled],
+                                    (dists[labelled] <= HIT_THRESHOLD).astype(float))
+            values['ECE'], values['Brier'] = cal['ece'], cal['brier']
+
+            frames = _read_curves(folder / 'live')
+            curve_frames += [f.assign(method=method, seed=seed) for f in frames]
+            val = next((f for f in frames if f['name'].iat[0] == VAL_PCK), None)
+            values[reach] = (stats.epochs_to_reach(val['epoch'], val['value'], pck_reach)
+                             if val is not None else math.nan)
+            metric_rows += [dict(method=method, seed=seed, metric=k, value=v)
+                            for k, v in values.items()]
+
+            for joint, v in (result.get('per_joint_pck') or {}).items():
+                if joint not in joints:
+                    joints.append(joint)
+                v = float(v) if v is not None else math.nan
+                joint_rows.append(dict(method=method, seed=seed, joint=joint,
+                                       pck=v if v >= 0 else math.nan))
+
+            if 'curve' in kp and 'curve_thresholds' in kp:
+                pck_frames.append(pd.DataFrame(dict(
+                    method=method, seed=seed,
+                    threshold=np.asarray(kp['curve_thresholds'], float),
+                    pck=np.asarray(kp['curve'], float))))
+            snapshots[(method, seed)] = _snapshot_epochs(folder / 'snapshots')
+
+    order = {m: i for i, m in enumerate(methods)}
+    joint_idx = {j: i for i, j in enumerate(joints)}
+
+    def tidy(df: pd.DataFrame, columns: list[str], keys: list[str]) -> pd.DataFrame:
+        if df.empty:
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+        df = df[columns].copy()
+        sort = df.assign(_m=df['method'].map(order))
+        if 'joint' in keys:
+            sort['_j'] = sort['joint'].map(joint_idx)
+        by = ['_m', *('_j' if k == 'joint' else k for k in keys)]
+        return sort.sort_values(by, kind='stable').drop(columns=[c for c in ('_m', '_j')
+                                                                 if c in sort]
+                                                         ).reset_index(drop=True)
+
+    metric_order = {m: i for i, m in enumerate([*names, 'ECE', 'Brier', reach])}
+    metrics = pd.DataFrame(metric_rows)
+    if not metrics.empty:
+        metrics = metrics.assign(_k=metrics['metric'].map(metric_order))
+        metrics = tidy(metrics, ['method', 'seed', 'metric', 'value', '_k'],
+                       ['seed', '_k']).drop(columns='_k')
+    else:
+        metrics = tidy(metrics, ['method', 'seed', 'metric', 'value'], [])
+    curves = pd.concat(curve_frames, ignore_index=True) if curve_frames else pd.DataFrame()
+    pck_curves = pd.concat(pck_frames, ignore_index=True) if pck_frames else pd.DataFrame()
+    return Study(
+        runs_root=runs_root, methods=methods, seeds=seeds,
+        runs=tidy(pd.DataFrame(run_rows), ['method', 'seed', 'status', 'message', 'epochs',
+                                           'wall_s', 'test_instances'], ['seed']),
+        metrics=metrics,
+        per_joint=tidy(pd.DataFrame(joint_rows), ['method', 'seed', 'joint', 'pck'],
+                       ['joint', 'seed']),
+        curves=tidy(curves, ['method', 'seed', 'name', 'epoch', 'value'],
+                    ['name', 'seed', 'epoch']),
+        pck_curves=tidy(pck_curves, ['method', 'seed', 'threshold', 'pck'],
+                        ['seed', 'threshold']),
+        keypoints=keypoints, snapshot_epochs=snapshots, joints=joints)

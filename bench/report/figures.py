@@ -1,0 +1,525 @@
+"""The report's figures: one function per PNG, each drawing from a :class:`~bench.report.collect.Study`
+and/or the report's DataFrames. Every figure colours a method the same way (:func:`palette`,
+keyed by the method order of ``params.yaml``) and names it by its label.
+
+A figure whose inputs are missing (no snapshots, no learning curves, a single method) is still
+written, with a one-line note in place of the plot, so the report's file list never changes.
+"""
+from __future__ import annotations
+
+import math
+import textwrap
+import warnings
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.cm import ScalarMappable  # noqa: E402
+from matplotlib.colors import Normalize  # noqa: E402
+from scipy import ndimage  # noqa: E402
+
+from bench.report import stats  # noqa: E402
+from bench.report.collect import HIT_THRESHOLD, VAL_PCK, Study, higher_is_better  # noqa: E402
+
+DPI = 110
+MAP_CMAP = 'inferno'
+BG_CMAP = 'viridis'
+# Figures of the report, in README order (file names under figures/).
+FIGURES = ('heatmaps.png', 'learning_curves.png', 'metric_comparison.png', 'pck_curves.png',
+           'per_joint_diff.png', 'calibration.png', 'sharpness.png')
+
+sns.set_theme(context='notebook', style='whitegrid')
+
+
+# ----------------------------------------------------------------------------------- helpers
+
+def palette(methods: Sequence[str]) -> dict[str, tuple]:
+    """One colour per method, fixed by its position in ``methods`` (params.yaml order)."""
+    colors = sns.color_palette('colorblind' if len(methods) <= 10 else 'husl', len(methods))
+    return {m: tuple(c) for m, c in zip(methods, colors)}
+
+
+def display_names(methods: Sequence[str], labels: Mapping[str, str]) -> dict[str, str]:
+    """method → its label, made unique (a duplicate label gets the method name appended)."""
+    names = {m: labels.get(m) or m for m in methods}
+    counts = pd.Series(list(names.values())).value_counts()
+    return {m: (f'{n} [{m}]' if counts[n] > 1 else n) for m, n in names.items()}
+
+
+def _wrap(text: str, width: int = 20) -> str:
+    return '\n'.join(textwrap.wrap(text, width)) or text
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches='tight', metadata={'Software': None})
+    plt.close(fig)
+    return path
+
+
+def _placeholder(path: Path, title: str, note: str) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 2.2))
+    ax.axis('off')
+    ax.set_title(title, fontsize=13, fontweight='bold')
+    ax.text(0.5, 0.45, note, ha='center', va='center', fontsize=11, wrap=True,
+            transform=ax.transAxes)
+    return _save(fig, path)
+
+
+def _present(study: Study, methods: Sequence[str]) -> list[str]:
+    return [m for m in methods if study.ok_seeds(m)]
+
+
+def _named(df: pd.DataFrame, names: Mapping[str, str]) -> pd.DataFrame:
+    return df.assign(Method=df['method'].map(names))
+
+
+def _max_seeds(study: Study, methods: Sequence[str]) -> int:
+    return max((len(study.ok_seeds(m)) for m in methods), default=0)
+
+
+def _seed_note(study: Study, methods: Sequence[str]) -> str:
+    ns = sorted({len(study.ok_seeds(m)) for m in methods})
+    n = f'{ns[0]}' if len(ns) == 1 else f'{ns[0]}–{ns[-1]}'
+    return f'{n} seed{"s" if ns[-1] != 1 else ""} per method'
+
+
+# ---------------------------------------------------------------------------------- heatmaps
+
+def _upsample(hm: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A (H, W) heatmap bilinearly resampled onto the (h, w) input-image pixel grid, with
+    MMPose's convention that heatmap pixel j sits at input pixel j * stride."""
+    h, w = shape
+    H, W = hm.shape
+    ys = np.arange(h) * (H / h)
+    xs = np.arange(w) * (W / w)
+    yy, xx = np.meshgrid(ys, xs, indexing='ij')
+    return ndimage.map_coordinates(hm.astype(float), [yy, xx], order=1, mode='nearest')
+
+
+def _overlay(ax, image: np.ndarray, value: np.ndarray, cmap: str) -> None:
+    """The image with ``value`` (in [0, 1]) on top, more opaque where it is higher."""
+    ax.imshow(image, interpolation='nearest')
+    rgba = plt.get_cmap(cmap)(np.clip(value, 0, 1))
+    rgba[..., 3] = 0.9 * np.clip(value, 0, 1) ** 0.6
+    ax.imshow(rgba, interpolation='nearest')
+
+
+def _mark(ax, points: np.ndarray, shape, **style) -> None:
+    h, w = shape
+    p = np.asarray(points, float)
+    ok = np.isfinite(p).all(1) & (p[:, 0] >= 0) & (p[:, 0] < w) & (p[:, 1] >= 0) & (p[:, 1] < h)
+    ax.scatter(p[ok, 0], p[ok, 1], **style)
+
+
+def _pick_seed(study: Study, methods: Sequence[str]) -> tuple[int | None, list[str]]:
+    best, best_have = None, []
+    for seed in study.seeds:
+        have = [m for m in methods if study.snapshot_epochs.get((m, seed))]
+        if len(have) == len(methods):
+            return seed, have
+        if len(have) > len(best_have):
+            best, best_have = seed, have
+    return best, best_have
+
+
+def heatmaps(study: Study, methods: Sequence[str], labels: Mapping[str, str], path: Path, *,
+             n_images: int = 3, mid_epoch: int = 15) -> Path:
+    """THE figure: predicted keypoint maps of each method on the same validation images.
+
+    Rows: image × {the last snapshot epoch ≤ ``mid_epoch`` before the final one, the final
+    epoch}; columns: the input with its ground truth, then per method the keypoint channels'
+    maximum (upsampled, overlaid on the input, predicted keypoints as crosses), plus for a
+    classification method (K+1 channels) its background channel. First seed that every method
+    has snapshots for.
+    """
+    names = display_names(methods, labels)
+    colors = palette(methods)
+    present = _present(study, methods)
+    seed, have = _pick_seed(study, present)
+    title = 'Predicted heatmaps (validation images)'
+    if seed is None:
+        return _placeholder(path, title, 'No heatmap snapshots were found in any run.')
+    common = set.intersection(*(set(study.snapshot_epochs[(m, seed)]) for m in have))
+    if not common:
+        return _placeholder(path, title, f'The methods share no snapshot epoch (seed {seed}).')
+    final = max(common)
+    earlier = [e for e in common if e <= mid_epoch and e < final]
+    epochs = ([max(earlier)] if earlier else []) + [final]
+    snaps = {(m, e): study.load_snapshot(m, seed, e) for m in have for e in epochs}
+    first = snaps[(have[0], final)]
+    n_img = min(n_images, len(first['images']))
+    k = int(first['gt'].shape[1])
+    is_cls = {m: snaps[(m, final)]['heatmaps'].shape[1] == k + 1 for m in have}
+
+    columns = [('input', None)]
+    for m in have:
+        columns.append(('map', m))
+        if is_cls[m]:
+            columns.append(('bg', m))
+    rows = [(i, e) for i in range(n_img) for e in epochs]
+    size = 2.0
+    fig, axes = plt.subplots(len(rows), len(columns), squeeze=False,
+                             figsize=(size * len(columns) + 1.4, size * len(rows) + 1.3))
+    for r, (i, e) in enumerate(rows):
+        for c, (kind, m) in enumerate(columns):
+            ax = axes[r, c]
+            snap = snaps[(m or have[0], e)]
+            image = snap['images'][i]
+            shape = image.shape[:2]
+            if kind == 'input':
+                ax.imshow(image, interpolation='nearest')
+                _mark(ax, snap['gt'][i], shape, s=22, c='lime', edgecolors='black',
+                      linewidths=0.6, label='ground truth')
+            else:
+                hm = np.asarray(snap['heatmaps'][i], float)
+                if kind == 'map':
+                    kp = hm[1:] if is_cls[m] else hm
+                    _overlay(ax, image, _upsample(kp.max(axis=0), shape), MAP_CMAP)
+                else:
+                    ax.imshow(np.clip(_upsample(hm[0], shape), 0, 1), cmap=BG_CMAP, vmin=0,
+                              vmax=1, interpolation='nearest')
+                _mark(ax, snap['keypoints'][i], shape, s=26, marker='x', c='cyan',
+                      linewidths=1.2, label='prediction')
+            ax.set_xlim(-0.5, shape[1] - 0.5)
+            ax.set_ylim(shape[0] - 0.5, -0.5)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            if c == 0:
+                ax.set_ylabel(f'img {i}, epoch {e}', fontsize=10)
+            if r == 0:
+                if kind == 'input':
+                    ax.set_title('input + ground truth', fontsize=10)
+                else:
+                    text = names[m] if kind == 'map' else f'{names[m]}: background p'
+                    ax.set_title(_wrap(text, 18), fontsize=10, color=colors[m],
+                                 fontweight='bold')
+    height = size * len(rows) + 1.3
+    fig.subplots_adjust(left=0.05, right=0.9, bottom=0.02, top=1 - 1.25 / height,
+                        wspace=0.06, hspace=0.1)
+    has_bg = any(is_cls.values())
+    top, bottom = 1 - 1.25 / height, 0.02
+    span = (top - bottom) / (2 if has_bg else 1)
+    cax = fig.add_axes([0.915, top - span + 0.03, 0.012, span - 0.06])
+    fig.colorbar(ScalarMappable(Normalize(0, 1), MAP_CMAP), cax=cax,
+                 label='keypoint map (max over K channels)')
+    if has_bg:
+        cax = fig.add_axes([0.915, bottom + 0.03, 0.012, span - 0.06])
+        fig.colorbar(ScalarMappable(Normalize(0, 1), BG_CMAP), cax=cax,
+                     label='background probability')
+    missing = [names[m] for m in present if m not in have]
+    sub = f'seed {seed}; crosses: predicted keypoints, green dots: ground truth'
+    if missing:
+        sub += f'; no snapshot for {", ".join(missing)}'
+    fig.suptitle(f'{title}\n{sub}', fontsize=12, y=1 - 0.15 / height, va='top')
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------- learning curves
+
+def learning_curves(study: Study, methods: Sequence[str], labels: Mapping[str, str],
+                    path: Path, *, pck_reach: float | None = None,
+                    confidence: float = 0.95) -> Path:
+    """Validation PCK and EPE per epoch (and the classification loss parts bg/fg when logged):
+    mean over seeds with a bootstrap band."""
+    names = display_names(methods, labels)
+    present = _present(study, methods)
+    colors = {names[m]: c for m, c in palette(methods).items()}
+    cv = study.curves
+    ok = pd.MultiIndex.from_tuples([(m, s) for m in present for s in study.ok_seeds(m)])
+    if not cv.empty:
+        cv = cv[pd.MultiIndex.from_frame(cv[['method', 'seed']]).isin(ok)]
+    panels = [(VAL_PCK, 'Validation PCK@0.1 ↑', 'PCK@0.1'),
+              ('val/EPE', 'Validation EPE ↓', 'EPE (pixels)')]
+    panels = [p for p in panels if not cv.empty and (cv.name == p[0]).any()]
+    parts = cv[cv.name.isin(['train/bg_part', 'train/fg_part'])] if not cv.empty else cv
+    n = len(panels) + (not parts.empty)
+    title = 'Learning curves'
+    if n == 0:
+        return _placeholder(path, title, 'No learning curves (DVCLive TSVs) were found.')
+    fig, axes = plt.subplots(1, n, figsize=(5.6 * n, 4.4), squeeze=False)
+    err = ('ci', round(confidence * 100))
+    for ax, (name, ptitle, ylabel) in zip(axes[0], panels):
+        df = _named(cv[cv.name == name], names)
+        sns.lineplot(df, x='epoch', y='value', hue='Method',
+                     hue_order=[names[m] for m in present if (df.method == m).any()],
+                     palette=colors, errorbar=err, n_boot=1000, seed=0, marker='o',
+                     markersize=4, ax=ax)
+        if name == VAL_PCK and pck_reach is not None:
+            ax.axhline(pck_reach, ls=':', c='grey', lw=1)
+            ax.annotate(f'PCK {pck_reach:g} ("epochs to reach")', (0.98, pck_reach),
+                        xycoords=('axes fraction', 'data'), fontsize=8, color='grey',
+                        va='bottom', ha='right')
+        ax.set(title=ptitle, xlabel='epoch', ylabel=ylabel)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    if not parts.empty:
+        ax = axes[0, -1]
+        df = _named(parts, names).assign(
+            part=parts['name'].map({'train/bg_part': 'background', 'train/fg_part': 'keypoint'}))
+        sns.lineplot(df, x='epoch', y='value', hue='Method',
+                     hue_order=[names[m] for m in present if (df.method == m).any()],
+                     palette=colors, style='part', style_order=['background', 'keypoint'],
+                     errorbar=err, n_boot=1000, seed=0, ax=ax)
+        if (df['value'] > 0).all():
+            ax.set_yscale('log')
+        ax.set(title='Classification loss parts (train)', xlabel='epoch',
+               ylabel='loss part (mean per epoch)')
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    # one legend of methods for the figure (below the panels); the loss-part panel keeps a
+    # legend of its line styles only
+    handles, names_seen = [], []
+    for ax in axes[0]:
+        for h, lb in zip(*ax.get_legend_handles_labels()):
+            if lb in colors and lb not in names_seen:
+                handles.append(h)
+                names_seen.append(lb)
+        leg = ax.get_legend()
+        if leg is not None:
+            leg.remove()
+    if not parts.empty:
+        ax = axes[0, -1]
+        style = [(h, lb) for h, lb in zip(*ax.get_legend_handles_labels())
+                 if lb in ('background', 'keypoint')]
+        ax.legend([h for h, _ in style], [lb for _, lb in style], fontsize=9, loc='upper right')
+    order = [names[m] for m in present]
+    handles = [handles[names_seen.index(n)] for n in order if n in names_seen]
+    fig.legend(handles, [n for n in order if n in names_seen], loc='lower center',
+               ncol=min(len(handles), 4), bbox_to_anchor=(0.5, -0.02), frameon=False,
+               fontsize=10)
+    band = (f'band = {confidence:.0%} bootstrap CI' if _max_seeds(study, present) > 1
+            else 'no band with 1 seed')
+    fig.suptitle(f'{title}: mean over seeds, {band} ({_seed_note(study, present)})',
+                 fontsize=12)
+    fig.tight_layout(rect=(0, 0.07 * math.ceil(len(handles) / 4), 1, 1))
+    return _save(fig, path)
+
+
+# ------------------------------------------------------------------------- metric comparison
+
+def metric_comparison(summary: pd.DataFrame, per_run: pd.DataFrame, methods: Sequence[str],
+                      labels: Mapping[str, str], path: Path, *,
+                      metrics: Sequence[str] = ('PCK@0.1', 'AUC', 'AP', 'EPE'),
+                      confidence: float = 0.95) -> Path:
+    """Per metric: each method's mean with its CI (from ``summary``) and its seeds as dots."""
+    names = display_names(methods, labels)
+    colors = palette(methods)
+    metrics = [m for m in metrics if (summary.metric == m).any()]
+    if not metrics or summary['n'].max() == 0:
+        return _placeholder(path, 'Test metrics per method', 'No successful runs.')
+    fig, axes = plt.subplots(1, len(metrics), figsize=(0.9 * len(methods) * len(metrics) + 3,
+                                                        4.6), squeeze=False)
+    s = summary.set_index(['method', 'metric'])
+    for ax, metric in zip(axes[0], metrics):
+        for x, m in enumerate(methods):
+            r = s.loc[(m, metric)]
+            vals = per_run[(per_run.method == m) & (per_run.metric == metric)]['value']
+            vals = vals[np.isfinite(vals)].to_numpy()
+            if len(vals):
+                jitter = np.linspace(-0.12, 0.12, len(vals)) if len(vals) > 1 else [0.0]
+                ax.scatter(x + np.asarray(jitter) + 0.22, vals, s=14, color=colors[m],
+                           alpha=0.55, edgecolors='none', zorder=2)
+            if not np.isfinite(r['mean']):
+                ax.text(x, 0.5, 'no successful run', rotation=90, ha='center', va='center',
+                        fontsize=8, color='grey', transform=ax.get_xaxis_transform())
+                continue
+            lo, hi = r['ci_low'], r['ci_high']
+            if np.isfinite(lo) and np.isfinite(hi):
+                ax.errorbar(x, r['mean'], yerr=[[r['mean'] - lo], [hi - r['mean']]], fmt='D',
+                            color=colors[m], capsize=5, markersize=7, lw=1.8, zorder=3)
+            else:
+                ax.plot(x, r['mean'], 'D', color=colors[m], markersize=7, zorder=3)
+        ax.set_xticks(range(len(methods)), [_wrap(names[m], 14) for m in methods],
+                      rotation=35, ha='right', fontsize=9)
+        ax.set_xlim(-0.6, len(methods) - 0.4)
+        ax.set_title(f'{metric} ({"higher" if higher_is_better(metric) else "lower"} is better)',
+                     fontsize=11)
+        ax.set_ylabel(metric)
+    ci = (f'with {confidence:.0%} bootstrap CI over seeds' if summary['n'].max() > 1
+          else '(no CI with 1 seed)')
+    fig.suptitle(f'Test metrics: mean (diamond) {ci}; dots = individual seeds', fontsize=12)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------------- PCK curve
+
+def pck_curves(study: Study, methods: Sequence[str], labels: Mapping[str, str], path: Path, *,
+               thresholds: Sequence[float] = (), confidence: float = 0.95) -> Path:
+    """Test PCK as a function of the distance threshold (the curve whose mean is the AUC)."""
+    names = display_names(methods, labels)
+    present = _present(study, methods)
+    colors = {names[m]: c for m, c in palette(methods).items()}
+    title = 'PCK vs threshold (test set)'
+    if study.pck_curves.empty:
+        return _placeholder(path, title, 'No PCK curves (eval/keypoints.npz) were found.')
+    df = _named(study.pck_curves, names)
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    sns.lineplot(df, x='threshold', y='pck', hue='Method',
+                 hue_order=[names[m] for m in present], palette=colors,
+                 errorbar=('ci', round(confidence * 100)), n_boot=1000, seed=0, ax=ax)
+    for t in thresholds:
+        ax.axvline(t, ls=':', c='grey', lw=1)
+        ax.annotate(f'{t:g}', (t, 0.02), xycoords=('data', 'axes fraction'), fontsize=8,
+                    color='grey', ha='left')
+    ax.set(xlabel='threshold: keypoint distance / bbox size', ylabel='PCK (share of keypoints)',
+           title=f'{title}: mean over seeds, '
+                 + (f'band = {confidence:.0%} CI' if _max_seeds(study, present) > 1
+                    else 'no band with 1 seed') + f' ({_seed_note(study, present)})',
+           ylim=(0, 1.02))
+    ax.legend(title=None, fontsize=9, loc='lower right')
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------- per joint
+
+def per_joint_diff(per_joint: pd.DataFrame, methods: Sequence[str], baseline: str,
+                   labels: Mapping[str, str], path: Path) -> Path:
+    """Heatmap variant × keypoint of the PCK@0.1 difference to the baseline (means over seeds)."""
+    names = display_names(methods, labels)
+    title = f'Per-keypoint PCK@{HIT_THRESHOLD:g}: difference to {names[baseline]}'
+    variants = [m for m in methods if m != baseline and (per_joint.method == m).any()]
+    if per_joint.empty or not variants or not (per_joint.method == baseline).any():
+        return _placeholder(path, title, 'Needs results of the baseline and of at least one '
+                                         'other method.')
+    joints = list(dict.fromkeys(per_joint['joint']))
+    grid = (per_joint[per_joint.method.isin(variants)]
+            .pivot(index='method', columns='joint', values='diff_vs_baseline')
+            .reindex(index=variants, columns=joints))
+    grid.index = [names[m] for m in variants]
+    vmax = float(np.nanmax(np.abs(grid.to_numpy()))) if np.isfinite(grid.to_numpy()).any() else 0
+    vmax = max(vmax, 0.01)
+    fig, ax = plt.subplots(figsize=(0.62 * len(joints) + 3.5, 0.62 * len(variants) + 2.2))
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', PendingDeprecationWarning)   # seaborn's cmap.set_bad
+        sns.heatmap(grid, cmap='RdBu', center=0, vmin=-vmax, vmax=vmax, annot=True,
+                    fmt='+.2f', annot_kws={'fontsize': 8}, linewidths=0.5, linecolor='white',
+                    ax=ax, cbar_kws={'label': f'Δ PCK@{HIT_THRESHOLD:g} '
+                                              '(blue: better than baseline)'})
+    ax.set(xlabel='keypoint', ylabel='', title=f'{title} (mean over seeds)')
+    ax.tick_params(axis='x', rotation=60)
+    ax.tick_params(axis='y', rotation=0)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------ calibration
+
+def pooled_calibration(study: Study, method: str, n_bins: int = 10) -> dict | None:
+    """Calibration of a method's keypoint scores, labelled keypoints of all its seeds pooled."""
+    scores, hits = [], []
+    for seed in study.ok_seeds(method):
+        kp = study.keypoints.get((method, seed))
+        if kp is None:
+            continue
+        d = np.asarray(kp['dists'], float)
+        lab = d >= 0
+        scores.append(np.asarray(kp['scores'], float)[lab])
+        hits.append((d[lab] <= HIT_THRESHOLD).astype(float))
+    if not scores:
+        return None
+    return stats.calibration(np.concatenate(scores), np.concatenate(hits), n_bins=n_bins)
+
+
+def calibration(study: Study, methods: Sequence[str], labels: Mapping[str, str],
+                path: Path, *, n_bins: int = 10) -> Path:
+    """Reliability diagram (hit frequency vs mean score per score bin) and the score histogram."""
+    names = display_names(methods, labels)
+    colors = palette(methods)
+    cals = {m: c for m in methods if (c := pooled_calibration(study, m, n_bins)) is not None}
+    title = 'Calibration of keypoint scores'
+    if not cals:
+        return _placeholder(path, title, 'No evaluated runs.')
+    fig, (ax, axh) = plt.subplots(1, 2, figsize=(13, 5.4), gridspec_kw={'width_ratios': [1.1, 1]})
+    ax.plot([0, 1], [0, 1], ls='--', c='grey', lw=1, label='perfect calibration')
+    width = 1 / n_bins / (len(cals) + 1)
+    for i, (m, c) in enumerate(cals.items()):
+        b = c['bins']
+        ax.plot(b['mean_score'], b['accuracy'], marker='o', color=colors[m], lw=1.8,
+                label=f'{names[m]} (ECE {c["ece"]:.3f}, Brier {c["brier"]:.3f})')
+        share = b['count'] / max(b['count'].sum(), 1)
+        axh.bar(b['bin_lo'] + (i + 0.5) * width, share, width=width, color=colors[m],
+                label=names[m])
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel='keypoint score (clipped to [0, 1]), bin mean',
+           ylabel=f'hit frequency (distance ≤ {HIT_THRESHOLD:g} × bbox size)',
+           title='Reliability diagram')
+    ax.legend(fontsize=9, loc='upper left', bbox_to_anchor=(0.0, -0.16), frameon=False)
+    axh.set(xlim=(0, 1), xlabel='keypoint score (clipped to [0, 1])',
+            ylabel='share of labelled keypoints', title='Score distribution (colours as left)')
+    fig.suptitle(f'{title} (labelled test keypoints of all seeds pooled)\n'
+                 'regression scores are heatmap maxima, not probabilities; classification '
+                 'scores are softmax probabilities', fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------- sharpness
+
+def map_sharpness(heatmaps: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per keypoint map of (n, C, H, W) heatmaps (C = K, or K+1 with background first):
+    spatial entropy in bits of the map clipped at 0 and normalised to sum 1, and the peak width
+    (pixels ≥ half the maximum). NaN for an all-zero map."""
+    hm = np.asarray(heatmaps, float)
+    if hm.shape[1] == k + 1:
+        hm = hm[:, 1:]
+    maps = np.clip(hm, 0, None).reshape(-1, hm.shape[-2] * hm.shape[-1])
+    total = maps.sum(axis=1, keepdims=True)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        q = maps / total
+        ent = -np.sum(np.where(q > 0, q * np.log2(np.where(q > 0, q, 1)), 0.0), axis=1)
+        peak = maps.max(axis=1, keepdims=True)
+        width = (maps >= 0.5 * peak).sum(axis=1).astype(float)
+    empty = total[:, 0] <= 0
+    ent[empty] = np.nan
+    width[empty] = np.nan
+    return ent, width
+
+
+def sharpness(study: Study, methods: Sequence[str], labels: Mapping[str, str], path: Path) -> Path:
+    """Distribution of keypoint-map entropy and peak width at each run's final snapshot."""
+    names = display_names(methods, labels)
+    colors = {names[m]: c for m, c in palette(methods).items()}
+    rows, grid, epochs = [], None, set()
+    for m in _present(study, methods):
+        for seed in study.ok_seeds(m):
+            eps = study.snapshot_epochs.get((m, seed))
+            if not eps:
+                continue
+            snap = study.load_snapshot(m, seed, eps[-1])
+            epochs.add(eps[-1])
+            ent, width = map_sharpness(snap['heatmaps'], int(snap['gt'].shape[1]))
+            grid = snap['heatmaps'].shape[-2:]
+            rows.append(pd.DataFrame({'method': m, 'entropy': ent, 'width': width}))
+    title = 'Heatmap sharpness at the final epoch'
+    if not rows:
+        return _placeholder(path, title, 'No heatmap snapshots were found.')
+    df = _named(pd.concat(rows, ignore_index=True), names)
+    order = [names[m] for m in methods if (df.method == m).any()]
+    fig, axes = plt.subplots(1, 2, figsize=(max(9, 2.4 * len(order) + 3), 4.8))
+    specs = [('entropy', 'spatial entropy of a keypoint map (bits)', 'Entropy (lower = sharper)'),
+             ('width', 'peak width (heatmap pixels ≥ ½ max)', 'Peak width (lower = sharper)')]
+    for ax, (col, ylabel, ptitle) in zip(axes, specs):
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            sns.boxplot(df, x='Method', y=col, hue='Method', order=order, hue_order=order,
+                        palette=colors, legend=False, fliersize=2, width=0.6, saturation=1,
+                        ax=ax)
+        if col == 'entropy':
+            ax.axhline(math.log2(grid[0] * grid[1]), ls=':', c='grey', lw=1)
+            ax.annotate('uniform map', (0.02, math.log2(grid[0] * grid[1])),
+                        xycoords=('axes fraction', 'data'), va='top', fontsize=8, color='grey')
+        ax.set_xticks(range(len(order)), [_wrap(o, 14) for o in order], rotation=30, ha='right',
+                      fontsize=9)
+        ax.set(xlabel='', ylabel=ylabel, title=ptitle)
+    ep = ', '.join(str(e) for e in sorted(epochs))
+    fig.suptitle(f'{title} (epoch {ep}; {grid[0]}×{grid[1]} heatmaps; every keypoint channel of '
+                 f'every snapshot image and seed)', fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,348 @@
+"""Stage ``report``: every run → ``reports/`` (tables, figures, the generated ``README.md``).
+
+Reads ``runs/<method>/seed<k>/`` for every active method × seed (:mod:`bench.report.collect`),
+computes the statistics (:mod:`bench.report.tables` through :mod:`bench.report.stats`), draws
+the figures (:mod:`bench.report.figures`) and writes:
+
+- ``summary.csv|md``: per method × metric mean, std, bootstrap CI, n (seeds);
+- ``comparison.csv|md``: every variant vs ``report.baseline`` paired by seed, Holm-adjusted,
+  plus the per-image paired bootstrap on the headline metric;
+- ``per_joint.csv|md``: PCK@0.1 per keypoint and method; ``runs.csv``: every run's status and
+  wall time (failed runs included, with their message);
+- ``metrics.json``: {method: {metric: mean}} (DVC metrics);
+- ``figures/*.png`` (:data:`bench.report.figures.FIGURES`) and ``README.md``.
+
+Deterministic: bootstrap and permutation seeds are fixed, every iteration is sorted and the
+README holds no timestamp, so the same runs give byte-identical CSV/Markdown files. Every
+number in the README is formatted from the DataFrames written to the CSVs.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from bench.params import Params, ParamsError, workdir
+from bench.report import collect, tables
+from bench.report.stats import significance_sentence
+
+SOFTWARE = ('torch', 'mmengine', 'mmcv', 'mmpose', 'dvc', 'numpy')
+CSV_FILES = ('summary.csv', 'comparison.csv', 'per_joint.csv', 'runs.csv')
+MD_FILES = ('summary.md', 'comparison.md', 'per_joint.md')
+
+
+def _joint_names(params: Params) -> list[str] | None:
+    """Keypoint names in dataset order, from ``data.metainfo`` (None when unavailable)."""
+    try:
+        from mmpose.datasets.datasets.utils import parse_pose_metainfo
+
+        from bench.config import resolve_metainfo
+        meta = parse_pose_metainfo(dict(from_file=resolve_metainfo(params.data.metainfo)))
+        id2name = meta['keypoint_id2name']
+        return [id2name[i] for i in range(len(id2name))]
+    except Exception:  # noqa: BLE001 -- ordering is cosmetic: fall back to metrics.json order
+        return None
+
+
+def main_metrics(params: Params) -> list[str]:
+    """The metrics of the README's main table."""
+    return [*(collect.pck_metric(t) for t in params.eval.pck_thresholds), 'AUC', 'EPE', 'AP',
+            'ECE', collect.reach_metric(params.report.pck_reach)]
+
+
+def run(params: Params, runs_root: str | Path | None = None,
+        out_dir: str | Path | None = None) -> None:
+    """Build the report from ``runs_root`` (default ``<workdir>/runs``) into ``out_dir``
+    (default ``<workdir>/reports``).
+
+    Raises:
+        RunError: a run folder (or one of its required files) is missing.
+        ParamsError: ``report.headline_metric`` is not one of the report's metrics.
+    """
+    runs_root = Path(runs_root) if runs_root is not None else workdir() / 'runs'
+    out_dir = Path(out_dir) if out_dir is not None else workdir() / 'reports'
+    rp = params.report
+    methods = list(params.active_methods)
+    labels = {m: params.methods[m].label or m for m in methods}
+    metrics = collect.metric_names(params.eval.pck_thresholds, rp.pck_reach)
+    if rp.headline_metric not in metrics:
+        raise ParamsError(f'report.headline_metric = {rp.headline_metric!r}: not a report '
+                          f'metric (one of {", ".join(metrics)})')
+
+    study = collect.load_study(runs_root, methods, params.seeds,
+                               pck_thresholds=params.eval.pck_thresholds,
+                               pck_reach=rp.pck_reach, joint_order=_joint_names(params))
+    summary = tables.summary_table(study, metrics, labels, confidence=rp.confidence,
+                                   n_resamples=rp.n_bootstrap)
+    comparison = tables.comparison_table(study, metrics, rp.baseline, labels,
+                                         headline=rp.headline_metric,
+                                         confidence=rp.confidence, n_resamples=rp.n_bootstrap)
+    per_joint = tables.per_joint_table(study, rp.baseline, labels)
+    runs = tables.runs_table(study)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, df in zip(CSV_FILES, (summary, comparison, per_joint, runs)):
+        tables.write_csv(df, out_dir / name)
+    tables.write_text(out_dir / 'summary.md', tables.summary_markdown(summary))
+    tables.write_text(out_dir / 'comparison.md', tables.comparison_markdown(comparison))
+    tables.write_text(out_dir / 'per_joint.md',
+                      tables.per_joint_markdown(per_joint, methods, rp.baseline, labels))
+    headline = {m: {r.metric: (None if not math.isfinite(r.mean) else round(float(r.mean), 6))
+                    for r in summary[summary.method == m].itertuples()} for m in methods}
+    tables.write_text(out_dir / 'metrics.json', json.dumps(headline, indent=2, sort_keys=True))
+
+    _draw_figures(params, study, summary, per_joint, labels, out_dir / 'figures')
+    tables.write_text(out_dir / 'README.md',
+                      readme(params, study, summary, comparison, per_joint, runs, labels,
+                             out_dir))
+    print(f'report: {len(methods)} methods x {len(params.seeds)} seeds '
+          f'({int((runs.status != "ok").sum())} failed) -> {out_dir}/README.md')
+
+
+def _draw_figures(params: Params, study: collect.Study, summary: pd.DataFrame,
+                  per_joint: pd.DataFrame, labels: dict, fig_dir: Path) -> None:
+    from bench.report import figures as F
+    rp = params.report
+    methods = list(params.active_methods)
+    F.heatmaps(study, methods, labels, fig_dir / 'heatmaps.png')
+    F.learning_curves(study, methods, labels, fig_dir / 'learning_curves.png',
+                      pck_reach=rp.pck_reach, confidence=rp.confidence)
+    F.metric_comparison(summary, study.metrics, methods, labels,
+                        fig_dir / 'metric_comparison.png',
+                        metrics=[rp.headline_metric] + [m for m in ('AUC', 'AP', 'EPE')
+                                                        if m != rp.headline_metric],
+                        confidence=rp.confidence)
+    F.pck_curves(study, methods, labels, fig_dir / 'pck_curves.png',
+                 thresholds=params.eval.pck_thresholds, confidence=rp.confidence)
+    F.per_joint_diff(per_joint, methods, rp.baseline, labels, fig_dir / 'per_joint_diff.png')
+    F.calibration(study, methods, labels, fig_dir / 'calibration.png')
+    F.sharpness(study, methods, labels, fig_dir / 'sharpness.png')
+
+
+# ------------------------------------------------------------------------------------ README
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return 'not installed'
+
+
+def _size(wh) -> str:
+    return f'{wh[0]}×{wh[1]}'
+
+
+def _data_line(params: Params) -> str:
+    d = params.data
+    if d.source == 'stickman':
+        s = d.stickman
+        return (f'stickman (generated by `bench/data/stickman.py`, data seed {d.seed}): '
+                f'{_size(s.image_size)} images, train {s.train} / val {s.val} / test {s.test} '
+                f'images')
+    c = d.coco
+    files = ', '.join(f'{k}: `{v}`' for k, v in sorted(c.ann_files.items()))
+    return f'COCO-format dataset at `{c.root}` ({files}; images under `{c.img_prefix}`)'
+
+
+def _verdict(row, alpha: float) -> str:
+    n = int(row['n']) if tables._finite(row['n']) else 0
+    p = row['p_holm']
+    if n < 2 or not tables._finite(p):
+        return 'inconclusive'
+    if tables._finite(row['min_attainable_p']) and row['min_attainable_p'] > alpha:
+        return 'inconclusive'
+    return 'significant' if p <= alpha else 'not significant'
+
+
+def _seeds_needed(alpha: float, m: int) -> int:
+    """Smallest n with m * 2 / 2^n <= alpha: the exact test (Holm over m) can reach alpha."""
+    n = 1
+    while max(m, 1) * 2.0 ** (1 - n) > alpha:
+        n += 1
+    return n
+
+
+def readme(params: Params, study: collect.Study, summary: pd.DataFrame,
+           comparison: pd.DataFrame, per_joint: pd.DataFrame, runs: pd.DataFrame,
+           labels: dict, out_dir: Path) -> str:
+    rp = params.report
+    methods = list(params.active_methods)
+    alpha, conf = rp.alpha, rp.confidence
+    base_label = labels[rp.baseline]
+    head = rp.headline_metric
+    up = collect.higher_is_better(head)
+    m, t = params.model, params.train
+    n_ok = summary[summary.metric == head].set_index('method')['n']
+    L: list[str] = []
+    add = L.append
+
+    add('# posebench report: per-pixel classification vs heatmap regression\n')
+    add('_Generated by `python -m bench report` (DVC stage `report`) from `runs/`; do not edit. '
+        'Tables: [`summary.csv`](summary.csv), [`comparison.csv`](comparison.csv), '
+        '[`per_joint.csv`](per_joint.csv), [`runs.csv`](runs.csv) (and their `.md` '
+        'versions); every number below is formatted from them._\n')
+    add('## Research question\n')
+    add('Is 2D human pose estimation better posed as **per-pixel classification** — K+1 channels '
+        '(background first) that are per-pixel softmax probabilities, trained with a per-pixel '
+        'cross-entropy — than as **heatmap regression** — K Gaussian heatmaps trained with an '
+        'MSE loss? Both formulations share the data, backbone, schedule and decoding; only the '
+        f'head\'s output, target and loss differ. Baseline: **{base_label}**; headline metric: '
+        f'**{head}** ({"higher" if up else "lower"} is better).\n')
+
+    add('## Setup\n')
+    k = len(study.joints) or study.num_keypoints()
+    tests = runs['test_instances'].dropna() if 'test_instances' in runs else pd.Series()
+    ms = ', '.join(str(x) for x in t.milestones) or 'none'
+    setup = [
+        ('data', _data_line(params)),
+        ('keypoints', f'K = {k if k else "—"} (`{params.data.metainfo}`)'
+                      + (f'; {tables.fmt_int(tests.iat[0])} test instances' if len(tests) else '')),
+        ('model', f'ResNet-{m.backbone.depth} (stem {m.backbone.stem_channels}, base '
+                  f'{m.backbone.base_channels} channels) + {len(m.deconv_channels)} '
+                  f'deconvolution(s) {list(m.deconv_channels)}; shared by every method'),
+        ('input / heatmap', f'{_size(m.input_size)} input, {_size(m.heatmap_size)} heatmaps, '
+                            f'σ = {m.sigma:g} heatmap pixels'),
+        ('schedule', f'{t.epochs} epochs, batch {t.batch_size}, Adam lr {t.lr:g}, warm-up '
+                     f'{t.warmup_iters} iterations, ×0.1 at epoch(s) {ms}, validation every '
+                     f'{t.val_interval} epoch(s)'),
+        ('seeds', f'{len(params.seeds)}: {", ".join(str(s) for s in params.seeds)} (each seed '
+                  f'drives data order and initialisation; methods are paired by seed)'),
+        ('statistics', f'{conf:.0%} bootstrap CIs over seeds ({rp.n_bootstrap} resamples), '
+                       f'paired comparisons by seed: exact sign-flip permutation test, '
+                       f'Holm-adjusted over the variants per metric, α = {alpha:g}'),
+        ('software', ', '.join(f'{d} {_version(d)}' for d in SOFTWARE)
+                     + f', Python {platform.python_version()}'),
+        ('report machine', f'{platform.system()} {platform.machine()}, {os.cpu_count()} CPU '
+                           f'cores'),
+    ]
+    wall = runs['wall_s'].dropna()
+    if len(wall):
+        setup.append(('training wall time', f'{wall.sum():.0f} s in total '
+                      f'({wall.sum() / 3600:.2f} h), {wall.mean():.0f} s per run on average '
+                      f'({len(wall)} runs with a recorded time; see `runs.csv`)'))
+    add(tables.to_markdown(pd.DataFrame(setup, columns=['', 'value'])))
+    mt = pd.DataFrame([(labels[x], f'`{x}`', f'`{params.methods[x].config}`',
+                        f'`{json.dumps(params.methods[x].loss, sort_keys=True)}`'
+                        if params.methods[x].loss else 'config default',
+                        tables.fmt_int(n_ok.get(x, 0)))
+                       for x in methods], columns=['method', 'key', 'config', 'loss', 'seeds ok'])
+    add('Methods:\n')
+    add(tables.to_markdown(mt))
+
+    add('## Results\n')
+    add(f'Test-set metrics: mean over seeds with its {conf:.0%} bootstrap CI in brackets, best '
+        'mean in bold. ECE: expected calibration error of the keypoint scores against a '
+        'PCK@0.1 hit. '
+        f'`{collect.reach_metric(rp.pck_reach)}`: first epoch whose validation PCK@0.1 reaches '
+        f'{rp.pck_reach:g} (runs that never reach it are left out of its mean and n). '
+        'All metrics with std and n: [`summary.md`](summary.md).\n')
+    if (n_ok <= 1).all():
+        add('> **Confidence intervals are unavailable**: every method has at most one successful '
+            'seed; the tables show single-run values, and no paired test is possible. Add seeds '
+            'in `params.yaml` (`seeds:`).\n')
+    elif (n_ok <= 1).any():
+        few = ', '.join(labels[x] for x in methods if n_ok.get(x, 0) <= 1)
+        add(f'> Confidence intervals are unavailable for {few} (fewer than 2 successful '
+            'seeds).\n')
+    add(tables.main_markdown(summary, main_metrics(params), methods))
+    add('![Test metrics per method](figures/metric_comparison.png)\n')
+
+    add(f'### Paired comparison with {base_label}\n')
+    if comparison.empty:
+        add('_Only one method is active: nothing to compare._\n')
+    else:
+        add('Difference = variant − baseline, paired by seed over the seeds where both runs '
+            'succeeded (n); CI: Student t. `p (perm.)`: exact two-sided sign-flip permutation '
+            f'test, `p (Holm)`: adjusted over the {comparison.variant.nunique()} variant(s) per '
+            'metric; `P(better)`: share of seeds where the variant is better; `min p`: the '
+            'smallest p the exact test can give with n seeds. `image diff`: per-test-image '
+            f'paired bootstrap of {head} (per-image values averaged over the paired seeds); it '
+            'reflects test-image sampling noise only, not seed-to-seed training noise. '
+            'All metrics: [`comparison.md`](comparison.md).\n')
+        shown = comparison[comparison.metric.isin(main_metrics(params))]
+        add(tables.comparison_markdown(shown))
+        min_p = comparison['min_attainable_p']
+        if (min_p > alpha).any():
+            n = int(comparison.loc[min_p > alpha, 'n'].max())
+            mp = comparison.loc[comparison['n'] == n, 'min_attainable_p'].iat[0]
+            nv = comparison.variant.nunique()
+            add(f'> **Too few seeds for a decision**: with {n} paired seed{"s" * (n != 1)} no '
+                f'exact test can go below p={tables.fmt_p(mp)}, so no comparison can reach '
+                f'α={alpha:g}. The exact test needs ≥ {_seeds_needed(alpha, 1)} seeds '
+                f'(≥ {_seeds_needed(alpha, nv)} with Holm over {nv} variants); the study '
+                'profile (`make study`, `params.study.yaml`) runs more seeds.\n')
+
+    add('## Figures\n')
+    add('### Heatmaps\n')
+    add('Predicted keypoint maps on the same validation images (rows: image × epoch; columns: '
+        'the input with its ground truth, then each method\'s keypoint channels\' maximum '
+        'overlaid on the input with its predicted keypoints; classification methods also show '
+        'their background channel).\n')
+    add('![Predicted heatmaps](figures/heatmaps.png)\n')
+    add('### Learning curves\n')
+    add('![Learning curves](figures/learning_curves.png)\n')
+    add('### PCK vs threshold\n')
+    add('![PCK curves](figures/pck_curves.png)\n')
+    add('### Calibration\n')
+    add('Regression scores are heatmap maxima, not probabilities (clipped to [0, 1] here); '
+        'classification scores are softmax probabilities.\n')
+    add('![Calibration](figures/calibration.png)\n')
+    add('### Heatmap sharpness\n')
+    add('Per keypoint map of the final snapshot: spatial entropy (map clipped at 0 and '
+        'normalised to sum 1) and peak width (heatmap pixels at or above half the maximum).\n')
+    add('![Sharpness](figures/sharpness.png)\n')
+    if (out_dir / 'figures' / 'dataset_samples.png').is_file():
+        add('### Data\n')
+        add('![Dataset samples](figures/dataset_samples.png)\n')
+
+    add('## Per keypoint\n')
+    add(f'PCK@{collect.HIT_THRESHOLD:g} per keypoint, mean over seeds; Δ: difference to '
+        f'{base_label}.\n')
+    add('![Per-keypoint difference](figures/per_joint_diff.png)\n')
+    add(tables.per_joint_markdown(per_joint, methods, rp.baseline, labels))
+
+    add('## Failed runs\n')
+    add(tables.failed_markdown(runs, labels))
+
+    add('## Conclusion (generated)\n')
+    heads = comparison[comparison.metric == head]
+    if heads.empty:
+        add('_No comparison: only the baseline is active._\n')
+    else:
+        add(f'On the headline metric {head}, each variant against {base_label}, paired by '
+            'seed:\n')
+        groups = {'significant': [], 'not significant': [], 'inconclusive': []}
+        for _, row in heads.iterrows():
+            name = f'{row["variant_label"]} vs {base_label}'
+            add(f'- {significance_sentence(name, head, row.to_dict(), alpha=alpha)}')
+            verdict = _verdict(row, alpha)
+            entry = row['variant_label']
+            if verdict == 'significant':
+                better = (row['mean_diff'] > 0) == up
+                entry += f' ({"better" if better else "worse"} than {base_label})'
+            groups[verdict].append(entry)
+        add('')
+        add(f'- **Significant** at α={alpha:g} (Holm-adjusted permutation test): '
+            f'{", ".join(groups["significant"]) or "none"}.')
+        add(f'- **Not significant**: {", ".join(groups["not significant"]) or "none"}.')
+        add(f'- **Inconclusive** (too few paired seeds for the exact test to reach α): '
+            f'{", ".join(groups["inconclusive"]) or "none"}.')
+        img = heads[heads['image_diff'].map(tables._finite)]
+        if not img.empty:
+            add('')
+            add(f'Per-image paired bootstrap on {head} (test-image noise only, seeds averaged; '
+                'a complement to, not a replacement for, the seed-level test):')
+            for _, row in img.iterrows():
+                add(f'- {row["variant_label"]}: {tables.fmt_diff(row["image_diff"], head)} '
+                    f'({conf:.0%} CI {tables.fmt_diff(row["image_ci_low"], head)} to '
+                    f'{tables.fmt_diff(row["image_ci_high"], head)}, '
+                    f'p={tables.fmt_p(row["image_p"])}, {tables.fmt_int(row["image_n"])} '
+                    'instances)')
+        add('')
+    return '\n'.join(L).rstrip('\n') + '\n'
