@@ -85,6 +85,7 @@ def test_formulation_configs_differ_only_in_head_and_codec():
 
     def split(method):
         cfg = build_config(params, method, 0).to_dict()
+        cfg.pop('work_dir')  # runs/<method>/...
         codec, head = cfg.pop('codec'), cfg['model'].pop('head')
         for t in cfg['train_dataloader']['dataset']['pipeline']:
             if t['type'] == 'GenerateTarget':

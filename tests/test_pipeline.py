@@ -99,8 +99,8 @@ def test_divergence_guard_stops_run_and_spares_siblings(tiny_work):
     write_params(tiny_work, methods={'cls_ohem': {
         'config': 'classification.py',
         'loss': {'type': 'PixelCrossEntropyLoss', 'neg_pos_ratio': 3},
-        # an absurd learning rate: the loss becomes NaN within a few iterations
-        'cfg_options': {'optim_wrapper.optimizer.lr': 1.0e+12}}})
+        # an absurd SGD step (Adam's normalised steps stay finite): NaN within 2 iterations
+        'cfg_options': {'optim_wrapper.optimizer': {'type': 'SGD', 'lr': 1.0e+30}}}})
     bench(tiny_work, 'train', '--method', 'regression', '--seed', '0')
     sibling = tiny_work / 'runs' / 'regression' / 'seed0'
     before = _files(sibling)

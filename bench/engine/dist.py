@@ -23,10 +23,17 @@ class CPUDistributedDataParallel(MMDistributedDataParallel):
         super().__init__(module=module, device_ids=None if on_cpu else device_ids, **kwargs)
 
 
-def prepare_cpu_distributed(cfg) -> None:
-    """Start the gloo process group and pick the CPU wrapper when no GPU is visible."""
-    if torch.cuda.is_available():
-        return
+def init_distributed(cfg) -> int:
+    """Start the process group of a ``torchrun`` launch before the Runner exists; returns the
+    rank. On GPUs this is MMEngine's own ``init_dist`` (NCCL); without a GPU, a gloo group and
+    the CPU wrapper. Starting it early lets rank 0 alone prepare the run folder."""
     if not torch_dist.is_initialized():
-        torch_dist.init_process_group(backend='gloo')
-    cfg.model_wrapper_cfg = dict(type='CPUDistributedDataParallel', broadcast_buffers=False)
+        if torch.cuda.is_available():
+            from mmengine.dist import init_dist
+            init_dist('pytorch', backend='nccl')
+        else:
+            torch_dist.init_process_group(backend='gloo')
+    if not torch.cuda.is_available():
+        cfg.model_wrapper_cfg = dict(type='CPUDistributedDataParallel',
+                                     broadcast_buffers=False)
+    return torch_dist.get_rank()

@@ -78,6 +78,8 @@ class DVCLiveLoggerHook(Hook):
         self._count = 0
 
     def before_train(self, runner):
+        if runner.rank != 0:  # one writer per run
+            return
         from dvclive import Live
         resuming = runner.epoch > 0
         if resuming:
@@ -95,6 +97,8 @@ class DVCLiveLoggerHook(Hook):
         self._count += 1
 
     def after_train_epoch(self, runner):
+        if self._live is None:
+            return
         self._live.step = runner.epoch + 1
         for key, total in self._sums.items():
             self._live.log_metric(f'train/{key}', total / max(self._count, 1))
@@ -150,7 +154,7 @@ class HeatmapSnapshotHook(Hook):
 
     def after_train_epoch(self, runner):
         epoch = runner.epoch + 1
-        if epoch not in self.epochs and epoch != runner.max_epochs:
+        if runner.rank != 0 or (epoch not in self.epochs and epoch != runner.max_epochs):
             return
         model = runner.model.module if hasattr(runner.model, 'module') else runner.model
         dataset = runner.val_dataloader.dataset

@@ -13,7 +13,6 @@ goes on with the other runs, and the report lists the run as failed instead of u
 """
 from __future__ import annotations
 
-import logging
 import resource
 import shutil
 import time
@@ -38,6 +37,46 @@ def run(params: Params, method: str, seed: int) -> dict:
         cfg.custom_hooks.append(dict(type='DivergenceGuardHook', run_name=f'{method}/seed{seed}'))
     key = fingerprint(cfg.to_dict())
 
+    rank = 0
+    if params.train.launcher == 'pytorch':
+        from bench.engine.dist import init_distributed
+        rank = init_distributed(cfg)
+    resume = _prepare_work_dir(out, key) if rank == 0 else False
+    if params.train.launcher == 'pytorch':
+        import torch.distributed as torch_dist
+        flag = [resume]
+        torch_dist.broadcast_object_list(flag, src=0)  # every rank resumes, or none
+        resume = flag[0]
+    cfg.resume = resume
+
+    from bench.engine.safe_load import allow_mmengine_checkpoints
+    from mmengine.runner import Runner
+    allow_mmengine_checkpoints()
+    runner = Runner.from_cfg(cfg)
+    start = time.perf_counter()
+    try:
+        runner.train()
+    except DivergenceError as exc:
+        status = dict(status='diverged', message=str(exc))
+        if runner.rank == 0:
+            write_json(work / 'status.json', status)
+        print(f'error: {exc}', flush=True)
+        return status
+    if runner.rank == 0:
+        _export_final(runner, work)
+        status = dict(status='ok', epochs=params.train.epochs, resumed=resume,
+                      wall_s=round(time.perf_counter() - start, 1),
+                      peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                                        / 1024, 1))
+        write_json(work / 'status.json', status)
+        return status
+    return dict(status='ok')
+
+
+def _prepare_work_dir(out, key: str) -> bool:
+    """Keep ``train/`` for resuming when it was written by the same config; otherwise move it
+    aside (``train.stale/``) with its curves and snapshots. Returns whether to resume."""
+    work = out / 'train'
     stamp = work / 'fingerprint.txt'
     resume = (work / 'last_checkpoint').exists() and stamp.exists() \
         and stamp.read_text().strip() == key
@@ -49,34 +88,7 @@ def run(params: Params, method: str, seed: int) -> dict:
             shutil.rmtree(out / sub, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
     stamp.write_text(key + '\n')
-    cfg.resume = resume
-
-    from bench.engine.safe_load import allow_mmengine_checkpoints
-    from mmengine.runner import Runner
-    allow_mmengine_checkpoints()
-    if params.train.launcher == 'pytorch':
-        from bench.engine.dist import prepare_cpu_distributed
-        prepare_cpu_distributed(cfg)
-    runner = Runner.from_cfg(cfg)
-    start = time.perf_counter()
-    try:
-        runner.train()
-    except DivergenceError as exc:
-        runner.logger.error(str(exc))
-        status = dict(status='diverged', message=str(exc))
-        write_json(work / 'status.json', status)
-        logging.getLogger('bench').error(str(exc))
-        print(f'error: {exc}')
-        return status
-    if runner.rank == 0:
-        _export_final(runner, work)
-        status = dict(status='ok', epochs=params.train.epochs, resumed=resume,
-                      wall_s=round(time.perf_counter() - start, 1),
-                      peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                                        / 1024, 1))
-        write_json(work / 'status.json', status)
-        return status
-    return dict(status='ok')
+    return resume
 
 
 def _export_final(runner, work) -> None:
