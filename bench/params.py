@@ -57,6 +57,10 @@ class StickmanParams(_Strict):
     truncation_prob: float = Field(0.15, ge=0, le=1)
     blur_prob: float = Field(0.3, ge=0, le=1)
     noise_std: float = Field(6.0, ge=0)
+    back_view_prob: float = Field(0.2, ge=0, le=1)
+    profile_prob: float = Field(0.15, ge=0, le=1)
+    min_keypoints: int = Field(8, ge=1, le=17)
+    max_rotation: float = Field(180.0, ge=0, le=180)
 
     @field_validator('image_size')
     @classmethod

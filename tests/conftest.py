@@ -18,7 +18,7 @@ TINY = {
     'model': {'backbone': {'stem_channels': 8, 'base_channels': 8},
               'deconv_channels': [8, 8, 8]},
     'train': {'epochs': 2, 'batch_size': 16, 'warmup_iters': 2, 'milestones': [],
-              'workers': 1},
+              'workers': 0},
     'active_methods': ['regression', 'cls_ohem'],
     'seeds': [0],
     'eval': {'snapshot_epochs': [1], 'snapshot_images': 2},

@@ -96,6 +96,9 @@ class StickmanConfig:
             shoulders, far limbs behind the torso). Default: 0.15.
         min_keypoints (int): Minimum number of labelled (``v>0``) keypoints; truncated
             placements with fewer are resampled. Default: 8.
+        max_rotation (float): Whole-body rotation is uniform in
+            [-max_rotation, max_rotation] degrees; 180 (default) covers every orientation
+            (handstands, cartwheels), smaller values keep figures closer to upright.
     """
 
     seed: int = 0
@@ -114,6 +117,7 @@ class StickmanConfig:
     back_view_prob: float = 0.2
     profile_prob: float = 0.15
     min_keypoints: int = 8
+    max_rotation: float = 180.0
 
     def __post_init__(self) -> None:
         w, h = self.image_size
@@ -356,7 +360,7 @@ def _body_extent_points(body: _Body) -> np.ndarray:
 # Placement: rotation, scale and translation from the unit frame to pixels.
 # --------------------------------------------------------------------------------------------
 def _place(rng: np.random.Generator, body: _Body, size: tuple[int, int], scale: float,
-           truncate: float) -> np.ndarray:
+           truncate: float, max_rotation: float = 180.0) -> np.ndarray:
     """Return a (2, 3) affine map unit frame -> pixels.
 
     Args:
@@ -365,7 +369,7 @@ def _place(rng: np.random.Generator, body: _Body, size: tuple[int, int], scale: 
             fraction of the figure extent to push out of the image across one or two borders.
     """
     w, h = size
-    theta = rng.uniform(0, 360)
+    theta = rng.uniform(-max_rotation, max_rotation)
     c, s = math.cos(math.radians(theta)), math.sin(math.radians(theta))
     rot = np.array([[c, -s], [s, c]])
     ext = _body_extent_points(body) @ rot.T
@@ -788,7 +792,8 @@ def render_sample(cfg: StickmanConfig, split: str, index: int) -> tuple[np.ndarr
     for attempt in range(64):
         body = _sample_body(rng, cfg.back_view_prob, cfg.profile_prob)
         scale = rng.uniform(*cfg.scale_range) * m
-        aff = _place(rng, body, (w, h), scale, truncate if attempt < 32 else 0.0)
+        aff = _place(rng, body, (w, h), scale, truncate if attempt < 32 else 0.0,
+                     cfg.max_rotation)
         kp = _apply(aff, body.kpts)
         # pixel centres are at integer coordinates (as in MMPose: x in [0, w - 1])
         inside = np.all((kp >= 0) & (kp <= np.array([w, h]) - 1), axis=1)
@@ -803,7 +808,8 @@ def render_sample(cfg: StickmanConfig, split: str, index: int) -> tuple[np.ndarr
     second = None
     if rng.random() < cfg.second_figure_prob:
         body2 = _sample_body(rng, cfg.back_view_prob, cfg.profile_prob)
-        aff2 = _place(rng, body2, (w, h), scale * rng.uniform(0.75, 1.15), rng.uniform(0.3, 0.6))
+        aff2 = _place(rng, body2, (w, h), scale * rng.uniform(0.75, 1.15), rng.uniform(0.3, 0.6),
+                      cfg.max_rotation)
         second = (body2, _sample_style(rng), aff2, rng.random() < 1 / 3)
         if not second[3]:
             _draw_body(cv, body2, second[1], aff2, main=False)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import random
 from collections import defaultdict
 from pathlib import Path
 
@@ -45,13 +46,37 @@ class DivergenceGuardHook(Hook):
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         for key, value in (outputs or {}).items():
-            if 'loss' in key and not math.isfinite(float(value)):
-                self._fail(runner, f'{key}={float(value)}')
+            value = float(value.detach()) if torch.is_tensor(value) else float(value)
+            if 'loss' in key and not math.isfinite(value):
+                self._fail(runner, f'{key}={value}')
         if (runner.iter + 1) % self.check_weights_every == 0:
             self._check_weights(runner)
 
     def after_train_epoch(self, runner):
         self._check_weights(runner)
+
+
+@HOOKS.register_module()
+class EpochSeedHook(Hook):
+    """Re-seed the augmentation RNGs (numpy, random) of the main process at every epoch.
+
+    With data loading in the main process (``num_workers=0``), MMPose's transforms draw from
+    the global numpy RNG, whose state a checkpoint does not hold. Seeding each epoch from
+    (seed, epoch) makes every epoch reproducible on its own, so a run resumed at epoch e draws
+    exactly the augmentations an uninterrupted run draws.
+
+    Args:
+        seed (int): the run's seed.
+    """
+    priority = 'VERY_HIGH'
+
+    def __init__(self, seed: int = 0):
+        self.seed = int(seed)
+
+    def before_train_epoch(self, runner):
+        epoch_seed = int(np.random.SeedSequence([self.seed, runner.epoch]).generate_state(1)[0])
+        np.random.seed(epoch_seed)
+        random.seed(epoch_seed)
 
 
 @HOOKS.register_module()
@@ -93,7 +118,7 @@ class DVCLiveLoggerHook(Hook):
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         for key, value in (outputs or {}).items():
-            self._sums[key] += float(value)
+            self._sums[key] += float(value.detach()) if torch.is_tensor(value) else float(value)
         self._count += 1
 
     def after_train_epoch(self, runner):

@@ -29,6 +29,7 @@ def run(params: Params, method: str, seed: int) -> dict:
     work = out / 'train'
     cfg = build_config(params, method, seed, work_dir=work)
     cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+        dict(type='EpochSeedHook', seed=seed),
         dict(type='DVCLiveLoggerHook', live_dir=str(out / 'live')),
         dict(type='HeatmapSnapshotHook', out_dir=str(out / 'snapshots'),
              epochs=list(params.eval.snapshot_epochs), num_images=params.eval.snapshot_images),
