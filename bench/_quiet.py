@@ -6,7 +6,5 @@ import warnings
 
 # mmengine/mmcv call torch.load / pkg_resources in ways newer torch/setuptools deprecate; the
 # calls are in the pinned third-party code, not ours, and behave correctly for our inputs.
-warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 warnings.filterwarnings('ignore', category=DeprecationWarning, module=r'(mmengine|mmcv|mmpose|mmdet)')
-# xtcocotools/pycocotools use np.float aliases warnings in old paths; harmless on numpy 1.26.
-warnings.filterwarnings('ignore', message='.*`np.bool8` is a deprecated alias.*')

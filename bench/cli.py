@@ -6,6 +6,8 @@ a broken dataset, a diverged run) into one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 
 
@@ -45,6 +47,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == 'data':
             from bench.stages.data import run
             run(params)
+        elif args.command == 'train' and params.train.launcher == 'pytorch' \
+                and 'LOCAL_RANK' not in os.environ:
+            # `dvc repro` starts one process: it becomes torchrun with train.gpus workers
+            cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone',
+                   f'--nproc_per_node={params.train.gpus}', '-m', 'bench']
+            cmd += ['--params', args.params] if args.params else []
+            cmd += ['train', '--method', args.method, '--seed', str(args.seed)]
+            return subprocess.run(cmd).returncode
         elif args.command in ('train', 'evaluate'):
             from bench.stages import evaluate, train
             stage = train if args.command == 'train' else evaluate
