@@ -9,7 +9,8 @@ The MMPose stack cannot be installed by one resolver call (see README, "Install 
    ``$POSEBENCH_WHEEL_CACHE`` (default ``~/.cache/posebench/wheels``), in a folder named after the
    torch version it was compiled against, so later installs (and ``git clean``) never rebuild it;
 3. every other pinned dependency;
-4. mmengine/mmpose/mmdet with ``--no-deps`` (mmpose declares the unbuildable ``chumpy``), then
+4. the mmcv wheel and mmengine/mmpose/mmdet with ``--no-deps`` (mmpose declares the unbuildable
+   ``chumpy``, mmcv the GUI ``opencv-python``), then
    this project in editable mode without dependencies.
 
 All versions come from ``pyproject.toml``; nothing is pinned here.
@@ -61,6 +62,7 @@ def main(venv_dir: str = ".venv") -> int:
         check=True, capture_output=True, text=True).stdout.strip()
     cache_root = Path(os.environ.get("POSEBENCH_WHEEL_CACHE",
                                      Path.home() / ".cache" / "posebench" / "wheels"))
+    built = []
     for name in cfg["from_source"]:
         version = pins[name].split("==")[1]
         cache = cache_root / f"torch-{torch_version}"
@@ -75,7 +77,7 @@ def main(venv_dir: str = ".venv") -> int:
             wheels = sorted(cache.glob(f"{name}-{version}-*.whl"))
         else:
             print(f"using cached wheel {wheels[-1]}", flush=True)
-        _run(pip + ["install", "-q", "--no-deps", str(wheels[-1])])
+        built.append(str(wheels[-1]))
 
     # 3. everything else (torch & co. named again so the resolver keeps them)
     special = set(cfg["first"]) | set(cfg["no_deps"])
@@ -83,9 +85,10 @@ def main(venv_dir: str = ".venv") -> int:
          + [pins[n] for n in cfg["first"]])
 
     # 4. packages whose declared dependencies must not be installed (last, so that pip's
-    #    resolver never sees their unbuildable `chumpy` / GUI `opencv-python` requirements)
+    #    resolver never sees their unbuildable `chumpy` / GUI `opencv-python` requirements
+    #    and never reports them as conflicts)
     rest = [n for n in cfg["no_deps"] if n not in cfg["from_source"]]
-    _run(pip + ["install", "-q", "--no-deps"] + [pins[n] for n in rest])
+    _run(pip + ["install", "-q", "--no-deps"] + built + [pins[n] for n in rest])
     _run(pip + ["install", "-q", "--no-deps", "--no-build-isolation", "-e", str(ROOT)])
     _run([str(py), "-c", "import mmcv.ops, mmpose.models, bench; print('environment ready')"])
     return 0

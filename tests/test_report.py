@@ -101,6 +101,8 @@ def make_fake_runs(root: Path, methods, seeds, *, k: int = 17, n_instances: int 
             valid = dists[labelled]
             curve = np.array([(valid <= t).mean() for t in CURVE_THR])
             (run / 'eval').mkdir(exist_ok=True)
+            (run / 'eval' / 'timing.json').write_text(json.dumps(dict(stage='evaluate',
+                                                                      wall_s=5.0)))
             np.savez_compressed(run / 'eval' / 'keypoints.npz', img_ids=np.arange(n_instances),
                                 scores=scores, dists=dists, visible=labelled,
                                 curve_thresholds=CURVE_THR, curve=curve)
@@ -158,6 +160,8 @@ def study3(tmp_path_factory, base_params):
     """3 methods × 3 seeds, reported once."""
     root = tmp_path_factory.mktemp('report3')
     make_fake_runs(root / 'runs', BASE_METHODS, (0, 1, 2))
+    (root / 'data').mkdir()
+    (root / 'data' / 'timing.json').write_text(json.dumps(dict(stage='data', wall_s=12.0)))
     report.run(make_params(base_params), runs_root=root / 'runs', out_dir=root / 'reports')
     return root
 
@@ -214,6 +218,7 @@ def test_summary_and_comparison_tables(study3, base_params):
     assert list(dict.fromkeys(per_joint.joint))[:3] == ['nose', 'left_eye', 'right_eye']
     runs = pd.read_csv(out / 'runs.csv')
     assert len(runs) == 9 and (runs.status == 'ok').all()
+    assert (runs.eval_wall_s == 5.0).all()
     dvc_metrics = json.loads((out / 'metrics.json').read_text())
     assert set(dvc_metrics) == set(BASE_METHODS)
     assert dvc_metrics['cls_ohem']['PCK@0.1'] == pytest.approx(head.loc['cls_ohem', 'mean'],
@@ -221,6 +226,11 @@ def test_summary_and_comparison_tables(study3, base_params):
     readme = (out / 'README.md').read_text()
     assert 'no exact test can go below p=0.25' in readme
     assert 'Classification (CE + OHEM 1:3) vs Regression (MSE) on PCK@0.1' in readme
+    # per-stage wall time of `dvc repro`: data 12 s + 9 trainings + 9 evaluations of 5 s
+    train_total = runs.wall_s.sum()
+    assert '| wall time: data     | 12 s' in readme
+    assert f'| wall time: evaluate | 45 s for 9 run(s), 5 s per run' in readme
+    assert f'| wall time: total    | {12 + 45 + train_total:.0f} s' in readme
 
 
 def test_report_is_deterministic(study3, base_params, tmp_path):

@@ -90,8 +90,8 @@ class Study:
     runs_root: Path
     methods: list[str]
     seeds: list[int]
-    # method, seed, status, message, epochs, wall_s, test_instances: one row per run asked for
-    # (failed runs included)
+    # method, seed, status, message, epochs, wall_s (training), eval_wall_s, test_instances: one
+    # row per run asked for (failed runs included)
     runs: pd.DataFrame
     # method, seed, metric, value: successful runs only
     metrics: pd.DataFrame
@@ -161,6 +161,15 @@ def _read_curves(live: Path) -> list[pd.DataFrame]:
     return frames
 
 
+def _eval_wall(folder: Path, run: str) -> float:
+    """The evaluate stage's wall time (``eval/timing.json``); NaN when it was not recorded."""
+    path = folder / 'eval' / 'timing.json'
+    if not path.is_file():
+        return math.nan
+    wall = _read_json(path, run).get('wall_s')
+    return float(wall) if isinstance(wall, (int, float)) else math.nan
+
+
 def _snapshot_epochs(folder: Path) -> list[int]:
     if not folder.is_dir():
         return []
@@ -220,6 +229,7 @@ def load_study(runs_root: str | Path, methods: Iterable[str], seeds: Iterable[in
                                  message=_one_line(message) if state != 'ok' else '',
                                  epochs=status.get('epochs', math.nan),
                                  wall_s=float(wall) if wall is not None else math.nan,
+                                 eval_wall_s=_eval_wall(folder, run),
                                  test_instances=math.nan))
             if state != 'ok':
                 continue
@@ -291,7 +301,8 @@ def load_study(runs_root: str | Path, methods: Iterable[str], seeds: Iterable[in
     return Study(
         runs_root=runs_root, methods=methods, seeds=seeds,
         runs=tidy(pd.DataFrame(run_rows), ['method', 'seed', 'status', 'message', 'epochs',
-                                           'wall_s', 'test_instances'], ['seed']),
+                                           'wall_s', 'eval_wall_s', 'test_instances'],
+                   ['seed']),
         metrics=metrics,
         per_joint=tidy(pd.DataFrame(joint_rows), ['method', 'seed', 'joint', 'pck'],
                        ['joint', 'seed']),

@@ -214,7 +214,8 @@ def per_joint_table(study: Study, baseline: str, labels: Mapping[str, str]) -> p
 
 
 def runs_table(study: Study) -> pd.DataFrame:
-    """One row per run: method, seed, status, message, epochs, wall_s."""
+    """One row per run: method, seed, status, message, epochs, wall_s (training), eval_wall_s
+    (evaluation), test_instances."""
     return study.runs.copy()
 
 

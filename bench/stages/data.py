@@ -1,5 +1,6 @@
 """Stage ``data``: generate the stickman dataset (or take a COCO-format one from disk),
-validate every split, draw the contact sheet, and write ``data/manifest.json``.
+validate every split, draw the contact sheet, and write ``data/manifest.json`` (and the
+stage's wall time in ``data/timing.json``).
 
 ``data/manifest.json`` (sizes and sha256 of the annotation files) is what the training stages
 depend on, so a real dataset on disk, which DVC must not own, still invalidates runs when
@@ -8,6 +9,7 @@ its annotations change.
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 
 from bench.config import data_layout, num_keypoints
@@ -15,6 +17,9 @@ from bench.params import STICKMAN_ROOT, Params, workdir
 from bench.stages.common import fingerprint, write_json
 
 MANIFEST = 'data/manifest.json'
+# wall time of this stage, kept apart from the manifest so that regenerating identical data
+# leaves the training stages up to date
+TIMING = 'data/timing.json'
 CONTACT_SHEET = 'reports/figures/dataset_samples.png'
 
 
@@ -22,6 +27,7 @@ def run(params: Params) -> dict:
     from bench.data.contact_sheet import draw_contact_sheet
     from bench.data.validate import validate_split_files
 
+    start = time.perf_counter()
     layout = data_layout(params)
     work = workdir()
     root = Path(layout['root'])
@@ -46,6 +52,7 @@ def run(params: Params) -> dict:
             **{k: v for k, v in summary[split].items() if isinstance(v, (int, float, str))})
     (work / STICKMAN_ROOT).mkdir(parents=True, exist_ok=True)  # a DVC output in every mode
     write_json(work / MANIFEST, manifest)
+    write_json(work / TIMING, dict(stage='data', wall_s=round(time.perf_counter() - start, 1)))
     print(f'data: {params.data.source} at {manifest["root"]}: ' + ', '.join(
         f'{s} {m.get("annotations", "?")} instances' for s, m in manifest['splits'].items()))
     return manifest

@@ -2,13 +2,15 @@
 
 Writes ``runs/<method>/seed<k>/metrics.json`` (DVC metrics: PCK at ``eval.pck_thresholds``,
 AUC, EPE, OKS AP/AP50/AP75, per-joint PCK@0.1) and ``eval/keypoints.npz`` (per keypoint: score,
-normalised distance, visibility — the report's calibration, per-image and PCK-curve inputs).
+normalised distance, visibility — the report's calibration, per-image and PCK-curve inputs)
+and ``eval/timing.json`` (the stage's wall time).
 A run whose training diverged gets ``metrics.json = {"status": "diverged", ...}`` instead.
 """
 from __future__ import annotations
 
 import json
 import shutil
+import time
 
 from bench.config import build_config
 from bench.errors import RunError
@@ -32,6 +34,7 @@ def run(params: Params, method: str, seed: int) -> dict:
         write_json(out / 'metrics.json', result)
         return result
 
+    start = time.perf_counter()
     eval_dir = out / 'eval'
     shutil.rmtree(eval_dir, ignore_errors=True)
     cfg = build_config(params, method, seed, work_dir=eval_dir / 'work')
@@ -57,4 +60,7 @@ def run(params: Params, method: str, seed: int) -> dict:
                   **{k: v for k, v in metrics.items() if '/' not in k},
                   per_joint_pck={k: per_joint[k] for k in sorted(per_joint)})
     write_json(out / 'metrics.json', result)
+    # apart from metrics.json, which must stay byte-identical for the same seed
+    write_json(eval_dir / 'timing.json',
+               dict(stage='evaluate', wall_s=round(time.perf_counter() - start, 1)))
     return result

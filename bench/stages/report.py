@@ -150,6 +150,29 @@ def _data_line(params: Params) -> str:
     return f'COCO-format dataset at `{c.root}` ({files}; images under `{c.img_prefix}`)'
 
 
+def _stage_times(runs: pd.DataFrame, data_timing: Path) -> list[tuple[str, str]]:
+    """Setup rows with the wall time of each stage of ``dvc repro`` that recorded one (the
+    data stage in ``data_timing``, every run's training and evaluation in ``runs.csv``)."""
+    rows, total = [], 0.0
+    if data_timing.is_file():
+        wall = json.loads(data_timing.read_text()).get('wall_s')
+        if isinstance(wall, (int, float)):
+            rows.append(('wall time: data', f'{wall:.0f} s'))
+            total += wall
+    for column, stage in (('wall_s', 'train'), ('eval_wall_s', 'evaluate')):
+        wall = runs[column].dropna() if column in runs else pd.Series(dtype=float)
+        if len(wall):
+            rows.append((f'wall time: {stage}',
+                         f'{wall.sum():.0f} s for {len(wall)} run(s), {wall.mean():.0f} s per '
+                         f'run on average (see `runs.csv`)'))
+            total += float(wall.sum())
+    if rows:
+        rows.append(('wall time: total', f'{total:.0f} s ({total / 60:.1f} min) over the stages '
+                     'above, one after another; not counting the report stage and process '
+                     'start-up'))
+    return rows
+
+
 def _verdict(row, alpha: float) -> str:
     n = int(row['n']) if tables._finite(row['n']) else 0
     p = row['p_holm']
@@ -221,11 +244,7 @@ def readme(params: Params, study: collect.Study, summary: pd.DataFrame,
         ('report machine', f'{platform.system()} {platform.machine()}, {os.cpu_count()} CPU '
                            f'cores'),
     ]
-    wall = runs['wall_s'].dropna()
-    if len(wall):
-        setup.append(('training wall time', f'{wall.sum():.0f} s in total '
-                      f'({wall.sum() / 3600:.2f} h), {wall.mean():.0f} s per run on average '
-                      f'({len(wall)} runs with a recorded time; see `runs.csv`)'))
+    setup += _stage_times(runs, study.runs_root.parent / 'data' / 'timing.json')
     add(tables.to_markdown(pd.DataFrame(setup, columns=['', 'value'])))
     mt = pd.DataFrame([(labels[x], f'`{x}`', f'`{params.methods[x].config}`',
                         f'`{json.dumps(params.methods[x].loss, sort_keys=True)}`'
