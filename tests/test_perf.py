@@ -14,17 +14,19 @@ pytestmark = pytest.mark.slow
 def test_perf_writes_every_benchmark_with_its_target(tiny_work):
     bench(tiny_work, 'perf', '--quick', '--out', 'perf_out')
     df = pd.read_csv(tiny_work / 'perf_out' / 'perf.csv')
-    assert set(df.benchmark) == {'encode', 'decode', 'encode_floor', 'train_step', 'pipeline',
-                                 'validate'}
+    assert set(df.benchmark) == {'encode', 'decode', 'encode_floor', 'loss', 'train_step',
+                                 'pipeline', 'validate'}
     assert set(df.loc[df.benchmark == 'encode', 'case']) == {'K=17, 32x32', 'K=17, 64x64'}
     # every classification method of params.yaml is timed against the regression baseline
     steps = df[df.benchmark == 'train_step']
     assert {c.split(' vs ')[0] for c in steps.case} == {'cls_ce', 'cls_ohem', 'cls_balanced',
                                                          'cls_focal'}
+    assert {c.split(':')[0] for c in df.loc[df.benchmark == 'loss', 'case']} == {
+        'cls_ce', 'cls_ohem', 'cls_balanced', 'cls_focal'}
     targets = df.dropna(subset=['target'])
     assert set(targets.benchmark) == {'encode', 'decode', 'train_step'}
     assert np.allclose(targets.ratio, targets.ours_us / targets.mmpose_us, rtol=0.01, atol=2e-3)
     assert set(targets.meets_target) <= {'yes', 'NO'}
-    assert (df.ours_us > 0).all()
+    assert (df.ours_us > 0).all() and df.loc[df.benchmark == "encode_floor", "ratio"].isna().all()
     md = (tiny_work / 'perf_out' / 'perf.md').read_text()
     assert md.startswith('# Performance') and 'meets_target' in md and 'encode_floor' in md

@@ -62,7 +62,7 @@ def draw_contact_sheet(ann_file: Path, image_root: Path, out_png: Path, n: int =
     rows = max(1, math.ceil(len(pick) / cols))
 
     # Figure + Agg canvas directly: no pyplot global state, no backend switch for the caller
-    fig = Figure(figsize=(2.2 * cols, 2.3 * rows), dpi=100)
+    fig = Figure(figsize=(2.2 * cols, 2.4 * rows), dpi=100)
     FigureCanvasAgg(fig)
     for slot, i in enumerate(pick):
         rec = images[int(i)]
@@ -88,7 +88,7 @@ def draw_contact_sheet(ann_file: Path, image_root: Path, out_png: Path, n: int =
                                    ec='white'))
             ax.set_title(f'{rec["file_name"]} ({ann.get("num_keypoints", "?")} kpts)',
                          fontsize=6)
-    fig.tight_layout(pad=0.3)
+    fig.tight_layout(pad=0.3, h_pad=0.9)
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png)
