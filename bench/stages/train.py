@@ -13,6 +13,7 @@ goes on with the other runs, and the report lists the run as failed instead of u
 """
 from __future__ import annotations
 
+import json
 import resource
 import shutil
 import time
@@ -54,6 +55,9 @@ def run(params: Params, method: str, seed: int) -> dict:
     from mmengine.runner import Runner
     allow_mmengine_checkpoints()
     runner = Runner.from_cfg(cfg)
+    # a re-run of a finished run (a dependency changed but the resolved config did not) resumes
+    # from its last epoch and trains nothing: its recorded time stays that of the real training
+    previous_wall = _finished_wall(work) if resume else 0.0
     start = time.perf_counter()
     try:
         runner.train()
@@ -66,12 +70,23 @@ def run(params: Params, method: str, seed: int) -> dict:
     if runner.rank == 0:
         _export_final(runner, work)
         status = dict(status='ok', epochs=params.train.epochs, resumed=resume,
-                      wall_s=round(time.perf_counter() - start, 1),
+                      wall_s=round(previous_wall + time.perf_counter() - start, 1),
                       peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                                         / 1024, 1))
         write_json(work / 'status.json', status)
         return status
     return dict(status='ok')
+
+
+def _finished_wall(work) -> float:
+    """Training seconds recorded by an earlier, finished process of this run (0 if none; the
+    time of a process killed before the end is not recorded)."""
+    try:
+        status = json.loads((work / 'status.json').read_text())
+    except (OSError, ValueError):
+        return 0.0
+    wall = status.get('wall_s') if status.get('status') == 'ok' else None
+    return float(wall) if isinstance(wall, (int, float)) else 0.0
 
 
 def _prepare_work_dir(out, key: str) -> bool:

@@ -100,22 +100,10 @@ val_dataloader = dict(
         test_mode=True,
         pipeline=val_pipeline,
     ))
+# the validation loader on the test split
 test_dataloader = dict(
-    batch_size=64,
-    num_workers=1,
-    persistent_workers=False,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_mode=data_mode,
-        metainfo=metainfo,
-        ann_file='annotations/test.json',
-        data_prefix=dict(img='images/'),
-        test_mode=True,
-        pipeline=val_pipeline,
-    ))
+    val_dataloader,
+    dataset=dict(val_dataloader['dataset'], ann_file='annotations/test.json'))
 
 val_evaluator = [
     dict(type='PCKAccuracy', thr=0.1, norm_item='bbox'),
