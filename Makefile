@@ -30,8 +30,12 @@ perf: $(STAMP)
 	python -m bench perf
 
 # The full study profile (every method, 8 seeds, 20 epochs): hours on a CPU, see README.
+# It replaces params.yaml, so it refuses to overwrite uncommitted edits of it; `git checkout
+# params.yaml` goes back to the default profile.
 study: $(STAMP)
 	@test -d .dvc || dvc init -q
+	@cmp -s params.yaml params.study.yaml || git diff --quiet HEAD -- params.yaml || \
+	  { echo "error: params.yaml has uncommitted edits; commit or stash them before 'make study'" >&2; exit 1; }
 	cp params.study.yaml params.yaml && dvc repro
 
 clean-runs:
