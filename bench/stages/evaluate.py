@@ -12,6 +12,7 @@ import json
 import shutil
 import time
 
+from bench._quiet import quiet_logger
 from bench.config import build_config
 from bench.errors import RunError
 from bench.params import Params
@@ -52,6 +53,7 @@ def run(params: Params, method: str, seed: int) -> dict:
 
     from mmengine.runner import Runner
     runner = Runner.from_cfg(cfg)
+    quiet_logger(runner.logger)
     raw = runner.test()
     metrics = {_COCO_KEYS.get(k, k): round(float(v), 6) for k, v in raw.items()
                if k in _COCO_KEYS or not k.startswith('coco/')}

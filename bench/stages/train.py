@@ -18,6 +18,7 @@ import resource
 import shutil
 import time
 
+from bench._quiet import quiet_logger
 from bench.config import build_config
 from bench.engine.hooks import DivergenceError
 from bench.params import Params
@@ -55,6 +56,7 @@ def run(params: Params, method: str, seed: int) -> dict:
     from mmengine.runner import Runner
     allow_mmengine_checkpoints()
     runner = Runner.from_cfg(cfg)
+    quiet_logger(runner.logger)
     # a re-run of a finished run (a dependency changed but the resolved config did not) resumes
     # from its last epoch and trains nothing: its recorded time stays that of the real training
     previous_wall = _finished_wall(work) if resume else 0.0
