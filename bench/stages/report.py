@@ -154,11 +154,13 @@ def _stage_times(runs: pd.DataFrame, data_timing: Path) -> list[tuple[str, str]]
     """Setup rows with the wall time of each stage of ``dvc repro`` that recorded one (the
     data stage in ``data_timing``, every run's training and evaluation in ``runs.csv``)."""
     rows, total = [], 0.0
-    if data_timing.is_file():
+    try:
         wall = json.loads(data_timing.read_text()).get('wall_s')
-        if isinstance(wall, (int, float)):
-            rows.append(('wall time: data', f'{wall:.0f} s'))
-            total += wall
+    except (OSError, ValueError, AttributeError):  # not recorded (or not by us): no row
+        wall = None
+    if isinstance(wall, (int, float)):
+        rows.append(('wall time: data', f'{wall:.0f} s'))
+        total += wall
     for column, stage in (('wall_s', 'train'), ('eval_wall_s', 'evaluate')):
         wall = runs[column].dropna() if column in runs else pd.Series(dtype=float)
         if len(wall):
