@@ -1,6 +1,7 @@
 """``python -m bench perf``: the classification formulation's costs next to MMPose's own.
 
-Measured in one process, side by side, with warm-up and the median over repeats:
+Measured in one process, side by side (interleaved rounds), with warm-up and the median over
+repeats:
 codec encode/decode (``PixelClassLabel`` vs ``MSRAHeatmap``, K=17, 32x32 and 64x64 grids)
 with the floors under encode (the fixed cost of a call, the target's memory traffic), each
 classification loss vs ``KeypointMSELoss``, one training step of each head + loss on the same
@@ -27,17 +28,22 @@ from bench.params import Params, workdir
 TARGETS = {'encode': 0.2, 'decode': 1.0, 'train_step': 1.05}
 
 
-def _median_us(fn: Callable[[], object], repeats: int, number: int) -> float:
-    """Median over ``repeats`` of the mean time of ``number`` calls, in microseconds."""
-    for _ in range(max(1, number // 5)):  # warm-up
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(number):
+def _medians_us(fns: dict[str, Callable[[], object]], repeats: int,
+                number: int) -> dict[str, float]:
+    """Per function: the median over ``repeats`` rounds of the mean time of ``number`` calls,
+    in microseconds. Each round times every function in turn, so that a drift of the machine
+    (clock, cache, other load) during the benchmark favours none of the compared ones."""
+    for fn in fns.values():  # warm-up
+        for _ in range(max(1, number // 5)):
             fn()
-        times.append((time.perf_counter() - t0) / number)
-    return statistics.median(times) * 1e6
+    samples = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(number):
+                fn()
+            samples[name].append((time.perf_counter() - t0) / number * 1e6)
+    return {name: statistics.median(v) for name, v in samples.items()}
 
 
 def _keypoints(rng, n_inst: int, k: int, input_size) -> tuple[np.ndarray, np.ndarray]:
@@ -56,42 +62,36 @@ def codec_rows(repeats: int, number: int) -> list[dict]:
         kwargs = dict(input_size=(hm * 4, hm * 4), heatmap_size=(hm, hm), sigma=2.0)
         ours, theirs = PixelClassLabel(**kwargs), MSRAHeatmap(**kwargs)
         kpts, vis = _keypoints(rng, 1, 17, kwargs['input_size'])
-        enc_ours = _median_us(lambda: ours.encode(kpts, vis), repeats, number)
-        enc_theirs = _median_us(lambda: theirs.encode(kpts, vis), repeats, number)
-        rows.append(dict(benchmark='encode', case=f'K=17, {hm}x{hm}', ours_us=enc_ours,
-                         mmpose_us=enc_theirs))
+        rows.append(dict(benchmark='encode', case=f'K=17, {hm}x{hm}', **_medians_us(
+            dict(ours_us=lambda: ours.encode(kpts, vis),
+                 mmpose_us=lambda: theirs.encode(kpts, vis)), repeats, number)))
         probs = ours.encode(kpts, vis)['heatmaps']
         heat = theirs.encode(kpts, vis)['heatmaps']
-        dec_ours = _median_us(lambda: ours.decode(probs), repeats, number)
-        dec_theirs = _median_us(lambda: theirs.decode(heat), repeats, number)
-        rows.append(dict(benchmark='decode', case=f'K=17, {hm}x{hm}', ours_us=dec_ours,
-                         mmpose_us=dec_theirs))
+        rows.append(dict(benchmark='decode', case=f'K=17, {hm}x{hm}', **_medians_us(
+            dict(ours_us=lambda: ours.decode(probs), mmpose_us=lambda: theirs.decode(heat)),
+            repeats, number)))
     return rows
 
 
 def encode_floor_rows(repeats: int, number: int) -> list[dict]:
     """Where ``PixelClassLabel.encode``'s time goes on the 64x64 grid: the fixed cost of a call
     (K=1, one small window) against the memory traffic of the (K+1, H, W) target, for K=17.
-    ``ours_us`` of each row is a floor under the encode time, ``mmpose_us`` is
-    ``MSRAHeatmap.encode`` for the same K (its ratio is left empty: not a comparison)."""
+    ``ours_us`` of each row is a floor under the encode time; the K=1 row's ``mmpose_us`` is
+    ``MSRAHeatmap.encode`` with K=1 (its ratio is left empty: not a comparison)."""
     from mmpose.codecs import MSRAHeatmap
     from bench.codecs import PixelClassLabel
     rng = np.random.default_rng(1)
     kwargs = dict(input_size=(256, 256), heatmap_size=(64, 64), sigma=2.0)
     ours, theirs = PixelClassLabel(**kwargs), MSRAHeatmap(**kwargs)
-    rows = []
     k1, v1 = _keypoints(rng, 1, 1, kwargs['input_size'])
-    rows.append(dict(benchmark='encode_floor', case='K=1, 64x64: fixed cost of one call',
-                     ours_us=_median_us(lambda: ours.encode(k1, v1), repeats, number),
-                     mmpose_us=_median_us(lambda: theirs.encode(k1, v1), repeats, number)))
-    k17, v17 = _keypoints(rng, 1, 17, kwargs['input_size'])
-    msra17 = _median_us(lambda: theirs.encode(k17, v17), repeats, number)
-    # np.ones, not np.zeros: calloc'ed zeros are not written until first touched
-    rows.append(dict(benchmark='encode_floor',
-                     case='K=17, 64x64: writing the (K+1, H, W) float32 target once',
-                     ours_us=_median_us(lambda: np.ones((18, 64, 64), np.float32), repeats,
-                                        number), mmpose_us=msra17))
-    return rows
+    t = _medians_us(dict(ours=lambda: ours.encode(k1, v1), theirs=lambda: theirs.encode(k1, v1),
+                         # np.ones, not np.zeros: calloc'ed zeros are not written until touched
+                         write=lambda: np.ones((18, 64, 64), np.float32)), repeats, number)
+    return [dict(benchmark='encode_floor', case='K=1, 64x64: fixed cost of one call',
+                 ours_us=t['ours'], mmpose_us=t['theirs']),
+            dict(benchmark='encode_floor',
+                 case='K=17, 64x64: writing the (K+1, H, W) float32 target once',
+                 ours_us=t['write'], mmpose_us=np.nan)]
 
 
 def synthetic_coco_annotations(n: int, k: int = 17, seed: int = 0) -> dict:
@@ -114,7 +114,8 @@ def validation_rows(folder: Path, n: int) -> list[dict]:
     from bench.data.validate import validate_coco_keypoints
     ann = folder / 'validate.json'
     ann.write_text(json.dumps(synthetic_coco_annotations(n)))
-    t = _median_us(lambda: validate_coco_keypoints(ann, folder, 17, check_images=False), 3, 1)
+    t = _medians_us(dict(v=lambda: validate_coco_keypoints(ann, folder, 17, check_images=False)),
+                    3, 1)['v']
     return [dict(benchmark='validate', case=f'{n} COCO annotations, µs per annotation',
                  ours_us=t / n, mmpose_us=np.nan)]
 
@@ -133,13 +134,15 @@ def loss_rows(params: Params, repeats: int, number: int) -> list[dict]:
     logits = torch.randn(B, K + 1, H, W, generator=gen, requires_grad=True)
     heat = torch.randn(B, K, H, W, generator=gen, requires_grad=True)
 
-    def timed(loss, x, t):
-        return _median_us(lambda: loss(x, t, weights).backward(), repeats, number)
+    def step(loss, x, t):
+        return lambda: loss(x, t, weights).backward()
 
-    mse = timed(KeypointMSELoss(use_target_weight=True), heat, target[:, 1:])
+    steps = {m: step(MODELS.build(dict(spec.loss)), logits, target)
+             for m, spec in params.methods.items() if spec.loss}
+    steps[None] = step(KeypointMSELoss(use_target_weight=True), heat, target[:, 1:])
+    t = _medians_us(steps, repeats, number)
     return [dict(benchmark='loss', case=f'{m}: forward + backward, batch {B}, {W}x{H}',
-                 ours_us=timed(MODELS.build(dict(spec.loss)), logits, target), mmpose_us=mse)
-            for m, spec in params.methods.items() if spec.loss]
+                 ours_us=t[m], mmpose_us=t[None]) for m in steps if m is not None]
 
 
 def _step_fn(model, batch, optim):
@@ -161,7 +164,6 @@ def train_step_rows(params: Params, repeats: int, number: int) -> list[dict]:
 
     from bench.config import build_config
     init_default_scope('mmpose')
-    torch.set_num_threads(torch.get_num_threads())
     batch_size = params.train.batch_size
     steps = {}
     for method in params.methods:
@@ -172,18 +174,7 @@ def train_step_rows(params: Params, repeats: int, number: int) -> list[dict]:
         model = build_pose_estimator(cfg.model).train()
         optim = torch.optim.Adam(model.parameters(), lr=1e-4)
         steps[method] = _step_fn(model, batch, optim)
-    # interleaved rounds: every method sees the same machine state (clock, cache, other load),
-    # so that a drift during the benchmark does not favour the method timed first
-    samples = {m: [] for m in steps}
-    for step in steps.values():
-        step()  # warm-up
-    for _ in range(repeats):
-        for method, step in steps.items():
-            t0 = time.perf_counter()
-            for _ in range(number):
-                step()
-            samples[method].append((time.perf_counter() - t0) / number * 1e6)
-    times = {m: statistics.median(v) for m, v in samples.items()}
+    times = _medians_us(steps, repeats, number)
     base = params.report.baseline
     return [dict(benchmark='train_step', case=f'{m} vs {base} (batch {batch_size})',
                  ours_us=t, mmpose_us=times[base])
@@ -255,7 +246,7 @@ def run(params: Params, out_dir: str | Path = 'reports', quick: bool = False) ->
     rows += loss_rows(params, repeats, number)
     with tempfile.TemporaryDirectory() as tmp:
         scratch = _with_scratch_data(params, Path(tmp), max(n_images, params.train.batch_size))
-        rows += train_step_rows(scratch, repeats=3 if quick else 25, number=1 if quick else 2)
+        rows += train_step_rows(scratch, repeats=3 if quick else 60, number=1 if quick else 2)
         rows += pipeline_rows(scratch, n_images=n_images)
         rows += validation_rows(Path(tmp), 5_000 if quick else 60_000)
     df = pd.DataFrame(rows)
@@ -269,8 +260,8 @@ def run(params: Params, out_dir: str | Path = 'reports', quick: bool = False) ->
     lines = ['# Performance', '',
              f'Machine: {platform.machine()}, {_cpu_name()}, '
              f'{torch.get_num_threads()} torch threads, torch {torch.__version__}. Median of '
-             f'{repeats} repeats after warm-up (`train_step`: of {3 if quick else 25} rounds '
-             'that time every method in turn); `ratio` = ours / MMPose (lower is better); '
+             f'{repeats} rounds after warm-up (`train_step`: {3 if quick else 60}), each round '
+             'timing the compared functions in turn; `ratio` = ours / MMPose (lower is better); '
              'for `pipeline` the columns are µs per image. `loss` has no target of its own: it '
              'is the part of `train_step` where the formulations differ.', '',
              df.to_markdown(index=False), '',

@@ -27,6 +27,6 @@ def test_perf_writes_every_benchmark_with_its_target(tiny_work):
     assert set(targets.benchmark) == {'encode', 'decode', 'train_step'}
     assert np.allclose(targets.ratio, targets.ours_us / targets.mmpose_us, rtol=0.01, atol=2e-3)
     assert set(targets.meets_target) <= {'yes', 'NO'}
-    assert (df.ours_us > 0).all() and df.loc[df.benchmark == "encode_floor", "ratio"].isna().all()
+    assert (df.ours_us > 0).all() and df.loc[df.benchmark == 'encode_floor', 'ratio'].isna().all()
     md = (tiny_work / 'perf_out' / 'perf.md').read_text()
     assert md.startswith('# Performance') and 'meets_target' in md and 'encode_floor' in md

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import zlib
 from pathlib import Path
@@ -228,9 +229,9 @@ def test_summary_and_comparison_tables(study3, base_params):
     assert 'Classification (CE + OHEM 1:3) vs Regression (MSE) on PCK@0.1' in readme
     # per-stage wall time of `dvc repro`: data 12 s + 9 trainings + 9 evaluations of 5 s
     train_total = runs.wall_s.sum()
-    assert '| wall time: data     | 12 s' in readme
-    assert f'| wall time: evaluate | 45 s for 9 run(s), 5 s per run' in readme
-    assert f'| wall time: total    | {12 + 45 + train_total:.0f} s' in readme
+    assert re.search(r'\| wall time: data +\| 12 s ', readme)
+    assert re.search(r'\| wall time: evaluate +\| 45 s for 9 run\(s\), 5 s per run ', readme)
+    assert re.search(rf'\| wall time: total +\| {12 + 45 + train_total:.0f} s ', readme)
 
 
 def test_report_is_deterministic(study3, base_params, tmp_path):

@@ -162,7 +162,7 @@ def _stage_times(runs: pd.DataFrame, data_timing: Path) -> list[tuple[str, str]]
         rows.append(('wall time: data', f'{wall:.0f} s'))
         total += wall
     for column, stage in (('wall_s', 'train'), ('eval_wall_s', 'evaluate')):
-        wall = runs[column].dropna() if column in runs else pd.Series(dtype=float)
+        wall = runs[column].dropna()
         if len(wall):
             rows.append((f'wall time: {stage}',
                          f'{wall.sum():.0f} s for {len(wall)} run(s), {wall.mean():.0f} s per '
