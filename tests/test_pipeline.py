@@ -96,7 +96,8 @@ def test_same_seed_identical_and_resume_after_kill(tiny_work, tmp_path_factory):
                              '--seed', '0'], cwd=killed, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
-    while not (work / 'epoch_1.pth').exists():  # killed during epoch 2
+    pointer = work / 'last_checkpoint'  # written by MMEngine once epoch_1.pth is complete
+    while not (pointer.exists() and pointer.read_text().strip()):  # killed during epoch 2
         assert proc.poll() is None, 'training ended before it could be killed'
         assert time.time() < deadline
         time.sleep(0.05)

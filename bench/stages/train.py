@@ -17,6 +17,7 @@ import json
 import resource
 import shutil
 import time
+from pathlib import Path
 
 from bench._quiet import quiet_logger
 from bench.config import build_config
@@ -96,8 +97,7 @@ def _prepare_work_dir(out, key: str) -> bool:
     aside (``train.stale/``) with its curves and snapshots. Returns whether to resume."""
     work = out / 'train'
     stamp = work / 'fingerprint.txt'
-    resume = (work / 'last_checkpoint').exists() and stamp.exists() \
-        and stamp.read_text().strip() == key
+    resume = _has_checkpoint(work) and stamp.exists() and stamp.read_text().strip() == key
     if work.exists() and not resume:
         stale = work.with_name('train.stale')
         shutil.rmtree(stale, ignore_errors=True)
@@ -107,6 +107,21 @@ def _prepare_work_dir(out, key: str) -> bool:
     work.mkdir(parents=True, exist_ok=True)
     stamp.write_text(key + '\n')
     return resume
+
+
+def _has_checkpoint(work) -> bool:
+    """Whether MMEngine can resume from ``work``: its ``last_checkpoint`` pointer names a
+    checkpoint file that exists. MMEngine writes the pointer only after the checkpoint itself, so
+    a process killed while saving leaves either no pointer (first epoch) or the previous one;
+    an ``epoch_N.pth`` without a pointer may be truncated and is never resumed from."""
+    try:
+        named = (work / 'last_checkpoint').read_text().strip()
+    except OSError:
+        return False
+    if not named:  # killed while writing the pointer
+        return False
+    target = Path(named) if Path(named).is_absolute() else work / named
+    return target.is_file() and target.stat().st_size > 0
 
 
 def _export_final(runner, work) -> None:
