@@ -78,12 +78,13 @@ def test_same_seed_identical_and_resume_after_kill(tiny_work, tmp_path_factory):
 
     # the finished run started again (as `dvc repro` does when a dependency changed but the
     # resolved config did not): it resumes from its last epoch, trains nothing, keeps its
-    # metrics and its recorded training time
+    # metrics and its recorded training time and memory
     status_file = again / 'runs' / method / 'seed0' / 'train' / 'status.json'
     first = json.loads(status_file.read_text())
     bench(again, 'train', '--method', method, '--seed', '0')
     rerun = json.loads(status_file.read_text())
-    assert rerun['resumed'] is True and rerun['wall_s'] >= first['wall_s']
+    assert rerun['resumed'] is True
+    assert (rerun['wall_s'], rerun['peak_rss_mb']) == (first['wall_s'], first['peak_rss_mb'])
     bench(again, 'evaluate', '--method', method, '--seed', '0')
     assert (again / 'runs' / method / 'seed0' / 'metrics.json').read_bytes() == reference
 

@@ -4,9 +4,10 @@ Outputs in ``runs/<method>/seed<k>/``: ``train/`` (checkpoints, ``final.pth`` = 
 last epoch, MMEngine logs, ``status.json``), ``live/`` (DVCLive per-epoch curves) and
 ``snapshots/`` (heatmaps at ``eval.snapshot_epochs``).
 
-Resuming: DVC keeps these folders (``persist: true``); when ``train/`` holds a checkpoint of the
-*same* resolved config (same fingerprint), training resumes from it. A checkpoint of another
-config is never resumed from: the stale work dir is moved aside to ``train.stale/``.
+Resuming: DVC keeps these folders (``persist: true``); when ``train/`` holds a complete
+checkpoint (named by MMEngine's ``last_checkpoint``) of the *same* resolved config (same
+fingerprint), training resumes from it. Any other work dir (another config, no complete
+checkpoint) is never resumed from: it is moved aside to ``train.stale/``.
 A diverging run (non-finite loss) stops with a one-line error and records
 ``status.json = {"status": "diverged", ...}``; the stage then exits 0 so that ``dvc repro``
 goes on with the other runs, and the report lists the run as failed instead of using it.
@@ -18,6 +19,7 @@ import resource
 import shutil
 import time
 from pathlib import Path
+from typing import Optional
 
 from bench._quiet import quiet_logger
 from bench.config import build_config
@@ -59,8 +61,9 @@ def run(params: Params, method: str, seed: int) -> dict:
     runner = Runner.from_cfg(cfg)
     quiet_logger(runner.logger)
     # a re-run of a finished run (a dependency changed but the resolved config did not) resumes
-    # from its last epoch and trains nothing: its recorded time stays that of the real training
-    previous_wall = _finished_wall(work) if resume else 0.0
+    # from its last epoch and trains nothing: its recorded time and memory stay those of the real
+    # training, not those of this process, which only loads the checkpoint
+    finished = _finished_status(work) if resume else None
     start = time.perf_counter()
     try:
         runner.train()
@@ -73,23 +76,28 @@ def run(params: Params, method: str, seed: int) -> dict:
     if runner.rank == 0:
         _export_final(runner, work)
         status = dict(status='ok', epochs=params.train.epochs, resumed=resume,
-                      wall_s=round(previous_wall + time.perf_counter() - start, 1),
+                      wall_s=round(time.perf_counter() - start, 1),
                       peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                                         / 1024, 1))
+        if finished is not None:
+            status.update(wall_s=finished['wall_s'], peak_rss_mb=finished['peak_rss_mb'])
         write_json(work / 'status.json', status)
         return status
     return dict(status='ok')
 
 
-def _finished_wall(work) -> float:
-    """Training seconds recorded by an earlier, finished process of this run (0 if none; the
-    time of a process killed before the end is not recorded)."""
+def _finished_status(work) -> Optional[dict]:
+    """``status.json`` of an earlier process that finished this run (same config: the work dir
+    was kept), or None if there is none or it is unreadable (the time of a process killed before
+    the end is not recorded anywhere)."""
     try:
         status = json.loads((work / 'status.json').read_text())
     except (OSError, ValueError):
-        return 0.0
-    wall = status.get('wall_s') if status.get('status') == 'ok' else None
-    return float(wall) if isinstance(wall, (int, float)) else 0.0
+        return None
+    numbers = [status.get(key) for key in ('wall_s', 'peak_rss_mb')]
+    if status.get('status') != 'ok' or not all(isinstance(x, (int, float)) for x in numbers):
+        return None
+    return status
 
 
 def _prepare_work_dir(out, key: str) -> bool:
