@@ -1,12 +1,15 @@
-"""Which work dirs ``train`` resumes from: only a complete checkpoint of the same config."""
+"""Which work dirs ``train`` resumes from: only a complete checkpoint written from the same
+inputs (config, data, code), wherever the checkout is."""
 from __future__ import annotations
 
 import pytest
+import yaml
 
-from bench.stages.train import _prepare_work_dir
+from bench.params import ROOT
+from bench.stages.train import TRAIN_DEPS, _prepare_work_dir, training_key
 
 
-def _work(tmp_path, pointer, key='k1', checkpoint=b'weights'):
+def _work(tmp_path, pointer, checkpoint=b'weights'):
     work = tmp_path / 'train'
     work.mkdir()
     (work / 'fingerprint.txt').write_text('k1\n')
@@ -19,8 +22,14 @@ def _work(tmp_path, pointer, key='k1', checkpoint=b'weights'):
 
 def test_resumes_from_a_complete_checkpoint_of_the_same_config(tmp_path):
     work = _work(tmp_path, '{work}/epoch_1.pth')
-    assert _prepare_work_dir(tmp_path, 'k1') is True
+    assert _prepare_work_dir(tmp_path, 'k1') == str(work / 'epoch_1.pth')
     assert (work / 'epoch_1.pth').exists() and not (tmp_path / 'train.stale').exists()
+
+
+def test_pointer_of_a_moved_checkout_is_found_in_the_work_dir(tmp_path):
+    # MMEngine writes an absolute path; the checkout was moved since
+    work = _work(tmp_path, '/elsewhere/runs/regression/seed0/train/epoch_1.pth')
+    assert _prepare_work_dir(tmp_path, 'k1') == str(work / 'epoch_1.pth')
 
 
 @pytest.mark.parametrize('pointer, checkpoint', [
@@ -31,7 +40,7 @@ def test_resumes_from_a_complete_checkpoint_of_the_same_config(tmp_path):
 ])
 def test_incomplete_work_dir_is_moved_aside(tmp_path, pointer, checkpoint):
     _work(tmp_path, pointer, checkpoint=checkpoint)
-    assert _prepare_work_dir(tmp_path, 'k1') is False
+    assert _prepare_work_dir(tmp_path, 'k1') is None
     assert (tmp_path / 'train.stale' / 'fingerprint.txt').exists()
     assert (tmp_path / 'train' / 'fingerprint.txt').read_text() == 'k1\n'
     assert not (tmp_path / 'train' / 'last_checkpoint').exists()
@@ -39,5 +48,45 @@ def test_incomplete_work_dir_is_moved_aside(tmp_path, pointer, checkpoint):
 
 def test_checkpoint_of_another_config_is_not_resumed(tmp_path):
     _work(tmp_path, '{work}/epoch_1.pth')
-    assert _prepare_work_dir(tmp_path, 'k2') is False
+    assert _prepare_work_dir(tmp_path, 'k2') is None
     assert (tmp_path / 'train.stale' / 'epoch_1.pth').exists()
+
+
+def test_train_deps_are_those_of_the_dvc_stage():
+    stage = yaml.safe_load((ROOT / 'dvc.yaml').read_text())['stages']['train']
+    assert list(TRAIN_DEPS) == stage['deps']
+
+
+def _checkout(root, manifest='{"sha256": "a"}'):
+    """A work root with a data manifest and a code root with every code dep of TRAIN_DEPS."""
+    (root / 'data').mkdir(parents=True)
+    (root / 'data' / 'manifest.json').write_text(manifest)
+    for dep in TRAIN_DEPS[1:]:
+        path = root / 'code' / dep
+        if path.suffix == '.py':
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text('x = 1\n')
+        else:
+            path.mkdir(parents=True)
+            (path / 'm.py').write_text('y = 2\n')
+    cfg = dict(work_dir=f'{root}/runs/regression/seed0/train', lr=0.004,
+               val_evaluator=[dict(ann_file=f'{root}/data/stickman/annotations/val.json')])
+    return cfg, root, root / 'code'
+
+
+def test_training_key_follows_data_code_and_config_not_the_checkout_location(tmp_path):
+    cfg, work, code = _checkout(tmp_path / 'a')
+    key = training_key(cfg, work, code)
+    moved_cfg, moved_work, moved_code = _checkout(tmp_path / 'b')  # same inputs, elsewhere
+    assert training_key(moved_cfg, moved_work, moved_code) == key
+
+    (code / 'bench/models/__pycache__').mkdir()
+    (code / 'bench/models/__pycache__/m.cpython-311.pyc').write_bytes(b'\0')
+    assert training_key(cfg, work, code) == key  # byte code is not an input
+
+    assert training_key({**cfg, 'lr': 0.001}, work, code) != key
+    (code / 'bench/models/m.py').write_text('y = 3\n')  # e.g. a fixed loss
+    changed_code = training_key(cfg, work, code)
+    assert changed_code != key
+    (work / 'data/manifest.json').write_text('{"sha256": "b"}')  # regenerated data
+    assert training_key(cfg, work, code) not in (key, changed_code)

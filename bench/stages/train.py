@@ -5,15 +5,17 @@ last epoch, MMEngine logs, ``status.json``), ``live/`` (DVCLive per-epoch curves
 ``snapshots/`` (heatmaps at ``eval.snapshot_epochs``).
 
 Resuming: DVC keeps these folders (``persist: true``); when ``train/`` holds a complete
-checkpoint (named by MMEngine's ``last_checkpoint``) of the *same* resolved config (same
-fingerprint), training resumes from it. Any other work dir (another config, no complete
-checkpoint) is never resumed from: it is moved aside to ``train.stale/``.
+checkpoint (named by MMEngine's ``last_checkpoint``) written from the *same inputs* (same
+``training_key``: resolved config, data manifest, code, library versions), training resumes
+from it. Any other work dir (other inputs, no complete checkpoint) is never resumed from: it is
+moved aside to ``train.stale/`` and the run starts over.
 A diverging run (non-finite loss) stops with a one-line error and records
 ``status.json = {"status": "diverged", ...}``; the stage then exits 0 so that ``dvc repro``
 goes on with the other runs, and the report lists the run as failed instead of using it.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import resource
 import shutil
@@ -24,8 +26,15 @@ from typing import Optional
 from bench._quiet import quiet_logger
 from bench.config import build_config
 from bench.engine.hooks import DivergenceError
-from bench.params import Params
-from bench.stages.common import check_run, fingerprint, run_dir, write_json
+from bench.params import ROOT, Params, workdir
+from bench.stages.common import check_run, run_dir, write_json
+
+#: What a training depends on besides its resolved config: the train stage's ``deps`` in
+#: ``dvc.yaml``, the data manifest first (a test keeps the two lists equal).
+TRAIN_DEPS = ('data/manifest.json', 'mmpose_configs', 'bench/codecs', 'bench/models',
+              'bench/engine', 'bench/config.py', 'bench/stages/train.py')
+#: Libraries whose version can change the numbers of a training.
+_LIBRARIES = ('torch', 'numpy', 'mmengine', 'mmcv', 'mmpose')
 
 
 def run(params: Params, method: str, seed: int) -> dict:
@@ -41,19 +50,22 @@ def run(params: Params, method: str, seed: int) -> dict:
     ]
     if params.train.divergence_guard:
         cfg.custom_hooks.append(dict(type='DivergenceGuardHook', run_name=f'{method}/seed{seed}'))
-    key = fingerprint(cfg.to_dict())
+    key = training_key(cfg.to_dict())
 
     rank = 0
     if params.train.launcher == 'pytorch':
         from bench.engine.dist import init_distributed
         rank = init_distributed(cfg)
-    resume = _prepare_work_dir(out, key) if rank == 0 else False
+    checkpoint = _prepare_work_dir(out, key) if rank == 0 else None
     if params.train.launcher == 'pytorch':
         import torch.distributed as torch_dist
-        flag = [resume]
-        torch_dist.broadcast_object_list(flag, src=0)  # every rank resumes, or none
-        resume = flag[0]
+        shared = [checkpoint]
+        torch_dist.broadcast_object_list(shared, src=0)  # every rank resumes, or none
+        checkpoint = shared[0]
+    resume = checkpoint is not None
     cfg.resume = resume
+    if resume:  # named explicitly: MMEngine's own pointer holds an absolute path, stale once
+        cfg.load_from = checkpoint  # the checkout is moved (a config's load_from stays otherwise)
 
     from bench.engine.safe_load import allow_mmengine_checkpoints
     from mmengine.runner import Runner
@@ -86,6 +98,32 @@ def run(params: Params, method: str, seed: int) -> dict:
     return dict(status='ok')
 
 
+def training_key(cfg: dict, work_root: Optional[Path] = None,
+                 code_root: Path = ROOT) -> str:
+    """sha256 of everything that decides a training's result: the resolved config (with the
+    checkout's location replaced, so that a moved checkout keeps its key), the data manifest
+    (sha256 of the annotation files) under ``work_root`` and the files of the code deps under
+    ``code_root`` (``TRAIN_DEPS``), and the versions of the numeric libraries. A checkpoint is
+    resumed from only under the same key: when DVC re-runs the stage because the data or the
+    code changed, the run starts over instead of keeping a model of the old inputs."""
+    from importlib.metadata import version
+    work_root = (work_root or workdir()).resolve()
+    text = json.dumps(cfg, sort_keys=True, default=str).replace(str(work_root), '<workdir>')
+    h = hashlib.sha256(text.encode())
+    for dep in TRAIN_DEPS:
+        base = work_root if dep.startswith('data/') else code_root
+        path = base / dep
+        files = sorted(f for f in path.rglob('*') if f.is_file() and '__pycache__' not in
+                       f.parts) if path.is_dir() else [path] if path.is_file() else []
+        h.update(f'\0{dep}:{len(files)}'.encode())
+        for f in files:
+            h.update(f'\0{f.relative_to(base)}\0'.encode())
+            h.update(f.read_bytes())
+    for lib in _LIBRARIES:
+        h.update(f'\0{lib}=={version(lib)}'.encode())
+    return h.hexdigest()
+
+
 def _finished_status(work) -> Optional[dict]:
     """``status.json`` of an earlier process that finished this run (same config: the work dir
     was kept), or None if there is none or it is unreadable (the time of a process killed before
@@ -100,13 +138,15 @@ def _finished_status(work) -> Optional[dict]:
     return status
 
 
-def _prepare_work_dir(out, key: str) -> bool:
-    """Keep ``train/`` for resuming when it was written by the same config; otherwise move it
-    aside (``train.stale/``) with its curves and snapshots. Returns whether to resume."""
+def _prepare_work_dir(out, key: str) -> Optional[str]:
+    """Keep ``train/`` for resuming when it holds a complete checkpoint written by the same
+    config; otherwise move it aside (``train.stale/``) with its curves and snapshots. Returns
+    the checkpoint to resume from, or None."""
     work = out / 'train'
     stamp = work / 'fingerprint.txt'
-    resume = _has_checkpoint(work) and stamp.exists() and stamp.read_text().strip() == key
-    if work.exists() and not resume:
+    same = stamp.exists() and stamp.read_text().strip() == key
+    checkpoint = _last_checkpoint(work) if same else None
+    if work.exists() and checkpoint is None:
         stale = work.with_name('train.stale')
         shutil.rmtree(stale, ignore_errors=True)
         work.rename(stale)
@@ -114,22 +154,23 @@ def _prepare_work_dir(out, key: str) -> bool:
             shutil.rmtree(out / sub, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
     stamp.write_text(key + '\n')
-    return resume
+    return checkpoint
 
 
-def _has_checkpoint(work) -> bool:
-    """Whether MMEngine can resume from ``work``: its ``last_checkpoint`` pointer names a
-    checkpoint file that exists. MMEngine writes the pointer only after the checkpoint itself, so
-    a process killed while saving leaves either no pointer (first epoch) or the previous one;
-    an ``epoch_N.pth`` without a pointer may be truncated and is never resumed from."""
+def _last_checkpoint(work) -> Optional[str]:
+    """The complete checkpoint of ``work`` that MMEngine's ``last_checkpoint`` pointer names,
+    looked up in ``work`` itself (the pointer's absolute path may be that of a moved checkout);
+    None if there is none. MMEngine writes the pointer only after the checkpoint, so a process
+    killed while saving leaves either no pointer (first epoch) or the previous one: an
+    ``epoch_N.pth`` that no pointer names may be truncated and is never resumed from."""
     try:
         named = (work / 'last_checkpoint').read_text().strip()
     except OSError:
-        return False
+        return None
     if not named:  # killed while writing the pointer
-        return False
-    target = Path(named) if Path(named).is_absolute() else work / named
-    return target.is_file() and target.stat().st_size > 0
+        return None
+    target = work / Path(named).name
+    return str(target) if target.is_file() and target.stat().st_size > 0 else None
 
 
 def _export_final(runner, work) -> None:
