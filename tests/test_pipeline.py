@@ -76,8 +76,8 @@ def test_same_seed_identical_and_resume_after_kill(tiny_work, tmp_path_factory):
     bench(again, 'evaluate', '--method', method, '--seed', '0')
     assert (again / 'runs' / method / 'seed0' / 'metrics.json').read_bytes() == reference
 
-    # the finished run started again (as `dvc repro` does when a dependency changed but the
-    # resolved config did not): it resumes from its last epoch, trains nothing, keeps its
+    # the finished run started again with the same inputs (as `dvc repro -f` does): it
+    # resumes from its last epoch, trains nothing, keeps its
     # metrics and its recorded training time and memory
     status_file = again / 'runs' / method / 'seed0' / 'train' / 'status.json'
     first = json.loads(status_file.read_text())

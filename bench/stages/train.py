@@ -72,9 +72,9 @@ def run(params: Params, method: str, seed: int) -> dict:
     allow_mmengine_checkpoints()
     runner = Runner.from_cfg(cfg)
     quiet_logger(runner.logger)
-    # a re-run of a finished run (a dependency changed but the resolved config did not) resumes
-    # from its last epoch and trains nothing: its recorded time and memory stay those of the real
-    # training, not those of this process, which only loads the checkpoint
+    # a re-run of a finished run with the same training key (`dvc repro -f`, a params edit that
+    # leaves the resolved config as it was) resumes from its last epoch and trains nothing: its
+    # recorded time and memory stay those of the real training, not those of this process
     finished = _finished_status(work) if resume else None
     start = time.perf_counter()
     try:
@@ -113,8 +113,11 @@ def training_key(cfg: dict, work_root: Optional[Path] = None,
     for dep in TRAIN_DEPS:
         base = work_root if dep.startswith('data/') else code_root
         path = base / dep
-        files = sorted(f for f in path.rglob('*') if f.is_file() and '__pycache__' not in
-                       f.parts) if path.is_dir() else [path] if path.is_file() else []
+        if path.is_dir():
+            files = sorted(f for f in path.rglob('*')
+                           if f.is_file() and '__pycache__' not in f.parts)
+        else:
+            files = [path] if path.is_file() else []  # hashed as absent
         h.update(f'\0{dep}:{len(files)}'.encode())
         for f in files:
             h.update(f'\0{f.relative_to(base)}\0'.encode())
@@ -125,9 +128,9 @@ def training_key(cfg: dict, work_root: Optional[Path] = None,
 
 
 def _finished_status(work) -> Optional[dict]:
-    """``status.json`` of an earlier process that finished this run (same config: the work dir
-    was kept), or None if there is none or it is unreadable (the time of a process killed before
-    the end is not recorded anywhere)."""
+    """``status.json`` of an earlier process that finished this run (same training key: the
+    work dir was kept), or None if there is none or it is unreadable (the time of a process
+    killed before the end is not recorded anywhere)."""
     try:
         status = json.loads((work / 'status.json').read_text())
     except (OSError, ValueError):
@@ -139,9 +142,9 @@ def _finished_status(work) -> Optional[dict]:
 
 
 def _prepare_work_dir(out, key: str) -> Optional[str]:
-    """Keep ``train/`` for resuming when it holds a complete checkpoint written by the same
-    config; otherwise move it aside (``train.stale/``) with its curves and snapshots. Returns
-    the checkpoint to resume from, or None."""
+    """Keep ``train/`` for resuming when it holds a complete checkpoint written under the
+    same training key; otherwise move it aside (``train.stale/``) with its curves and
+    snapshots. Returns the checkpoint to resume from, or None."""
     work = out / 'train'
     stamp = work / 'fingerprint.txt'
     same = stamp.exists() and stamp.read_text().strip() == key
