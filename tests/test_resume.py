@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from bench.params import ROOT
-from bench.stages.train import TRAIN_DEPS, _prepare_work_dir, training_key
+from bench.stages.train import _prepare_work_dir, training_key
 
 
 def _work(tmp_path, pointer, checkpoint=b'weights'):
@@ -52,16 +52,16 @@ def test_checkpoint_of_another_config_is_not_resumed(tmp_path):
     assert (tmp_path / 'train.stale' / 'epoch_1.pth').exists()
 
 
-def test_train_deps_are_those_of_the_dvc_stage():
-    stage = yaml.safe_load((ROOT / 'dvc.yaml').read_text())['stages']['train']
-    assert list(TRAIN_DEPS) == stage['deps']
-
-
 def _checkout(root, manifest='{"sha256": "a"}'):
-    """A work root with a data manifest and a code root with every code dep of TRAIN_DEPS."""
+    """A work root with a data manifest and a code root whose dvc.yaml's train stage depends
+    on it and on a code folder and file."""
     (root / 'data').mkdir(parents=True)
     (root / 'data' / 'manifest.json').write_text(manifest)
-    for dep in TRAIN_DEPS[1:]:
+    deps = ['data/manifest.json', 'bench/models', 'bench/stages/train.py']
+    (root / 'code').mkdir()
+    (root / 'code' / 'dvc.yaml').write_text(yaml.safe_dump(dict(stages=dict(
+        data=dict(cmd='x', deps=['bench/data']), train=dict(cmd='y', deps=deps)))))
+    for dep in deps[1:]:
         path = root / 'code' / dep
         if path.suffix == '.py':
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,3 +90,19 @@ def test_training_key_follows_data_code_and_config_not_the_checkout_location(tmp
     assert changed_code != key
     (work / 'data/manifest.json').write_text('{"sha256": "b"}')  # regenerated data
     assert training_key(cfg, work, code) not in (key, changed_code)
+
+
+def test_key_covers_a_dep_added_to_dvc_yaml(tmp_path):
+    cfg, work, code = _checkout(tmp_path)
+    key = training_key(cfg, work, code)
+    (code / 'bench/extra.py').write_text('z = 0\n')
+    dvc = yaml.safe_load((code / 'dvc.yaml').read_text())
+    dvc['stages']['train']['deps'].append('bench/extra.py')
+    (code / 'dvc.yaml').write_text(yaml.safe_dump(dvc))
+    assert training_key(cfg, work, code) != key
+
+
+def test_train_deps_of_the_project_are_hashed_from_existing_files():
+    deps = yaml.safe_load((ROOT / 'dvc.yaml').read_text())['stages']['train']['deps']
+    assert 'data/manifest.json' in deps and 'bench/models' in deps
+    assert all((ROOT / d).exists() for d in deps if not d.startswith('data/'))

@@ -23,16 +23,14 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import yaml
+
 from bench._quiet import quiet_logger
 from bench.config import build_config
 from bench.engine.hooks import DivergenceError
 from bench.params import ROOT, Params, workdir
 from bench.stages.common import check_run, run_dir, write_json
 
-#: What a training depends on besides its resolved config: the train stage's ``deps`` in
-#: ``dvc.yaml``, the data manifest first (a test keeps the two lists equal).
-TRAIN_DEPS = ('data/manifest.json', 'mmpose_configs', 'bench/codecs', 'bench/models',
-              'bench/engine', 'bench/config.py', 'bench/stages/train.py')
 #: Libraries whose version can change the numbers of a training.
 _LIBRARIES = ('torch', 'numpy', 'mmengine', 'mmcv', 'mmpose')
 
@@ -101,16 +99,18 @@ def run(params: Params, method: str, seed: int) -> dict:
 def training_key(cfg: dict, work_root: Optional[Path] = None,
                  code_root: Path = ROOT) -> str:
     """sha256 of everything that decides a training's result: the resolved config (with the
-    checkout's location replaced, so that a moved checkout keeps its key), the data manifest
-    (sha256 of the annotation files) under ``work_root`` and the files of the code deps under
-    ``code_root`` (``TRAIN_DEPS``), and the versions of the numeric libraries. A checkpoint is
-    resumed from only under the same key: when DVC re-runs the stage because the data or the
-    code changed, the run starts over instead of keeping a model of the old inputs."""
+    checkout's location replaced, so that a moved checkout keeps its key), the files of the
+    train stage's ``deps`` in ``code_root/dvc.yaml`` (``data/...`` under ``work_root``: the
+    manifest, with the sha256 of the annotation files; the code under ``code_root``), and the
+    versions of the numeric libraries. A checkpoint is resumed from only under the same key:
+    when DVC re-runs the stage because the data or the code changed, the run starts over
+    instead of keeping a model of the old inputs."""
     from importlib.metadata import version
     work_root = (work_root or workdir()).resolve()
     text = json.dumps(cfg, sort_keys=True, default=str).replace(str(work_root), '<workdir>')
     h = hashlib.sha256(text.encode())
-    for dep in TRAIN_DEPS:
+    deps = yaml.safe_load((code_root / 'dvc.yaml').read_text())['stages']['train']['deps']
+    for dep in deps:
         base = work_root if dep.startswith('data/') else code_root
         path = base / dep
         if path.is_dir():
