@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='bench', description=__doc__.splitlines()[0])
     p.add_argument('--params', default=None,
@@ -27,6 +26,9 @@ def _parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=text)
         sp.add_argument('--method', required=True, help='a key of params.yaml `methods`')
         sp.add_argument('--seed', required=True, type=int, help='one of params.yaml `seeds`')
+    sub.add_parser('floor', help='codec floor of every method (a perfect network\'s score), the '
+                   'method descriptions and the imbalance table: reports/codec_floor.csv, '
+                   'methods.csv, imbalance.csv')
     sub.add_parser('report', help='tables, figures and reports/README.md from every run')
     sp = sub.add_parser('perf', help='micro-benchmarks: codec, loss, training step, pipeline')
     sp.add_argument('--quick', action='store_true', help='fewer repeats (for tests)')
@@ -35,15 +37,27 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # `--help` and usage errors exit here, having imported nothing but the standard library
+    # (under `python -m bench`, `bench/__init__` leaves registration to this function).
     args = _parser().parse_args(argv)
+    if args.command == 'check-params':  # the schema alone: no MMPose unless a loss needs it
+        from bench.params import ParamsError, load_params
+        try:
+            params = load_params(args.params)
+        except ParamsError as exc:
+            print(f'error: {exc}', file=sys.stderr)
+            return 2
+        print(f'{args.params or "params.yaml"}: ok ({len(params.active_methods)} methods x '
+              f'{len(params.seeds)} seeds)')
+        return 0
+    # Every stage needs the project's modules in MMPose's registries: it builds models from
+    # configs (and the params schema may look a loss type up in MODELS).
+    import bench
+    bench.register_modules()
     from bench.errors import USER_ERRORS
     try:
         from bench.params import load_params
         params = load_params(args.params)
-        if args.command == 'check-params':
-            print(f'{args.params or "params.yaml"}: ok ({len(params.active_methods)} methods x '
-                  f'{len(params.seeds)} seeds)')
-            return 0
         if args.command == 'data':
             from bench.stages.data import run
             run(params)
@@ -59,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
             from bench.stages import evaluate, train
             stage = train if args.command == 'train' else evaluate
             stage.run(params, args.method, args.seed)
+        elif args.command == 'floor':
+            from bench.stages.floor import run
+            run(params)
         elif args.command == 'report':
             from bench.stages.report import run
             run(params)

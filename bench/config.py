@@ -40,6 +40,13 @@ def num_keypoints(metainfo_file: str) -> int:
     return int(meta['num_keypoints'])
 
 
+def joint_names(metainfo_file: str) -> list[str]:
+    """Keypoint names in dataset order, from an MMPose metainfo file."""
+    from mmpose.datasets.datasets.utils import parse_pose_metainfo
+    meta = parse_pose_metainfo(dict(from_file=resolve_metainfo(metainfo_file)))
+    return [meta['keypoint_id2name'][i] for i in range(int(meta['num_keypoints']))]
+
+
 def data_layout(params: Params) -> dict[str, Any]:
     """Where the dataset lives: ``root`` (absolute, trailing /), ``ann_files``, ``img_prefix``."""
     if params.data.source == 'stickman':
@@ -54,10 +61,21 @@ def data_layout(params: Params) -> dict[str, Any]:
     return dict(root=root, ann_files=ann, img_prefix=prefix)
 
 
+def dark_blur_kernel(sigma: float) -> int:
+    """DARK's modulation kernel for heatmaps of ``sigma``: the odd size whose OpenCV Gaussian
+    (sigma_k = 0.3 ((k - 1) / 2 - 1) + 0.8) is closest to ``sigma``. It gives MMPose's own
+    pairs (k = 11 for sigma 2, k = 17 for sigma 3; ``gaussian_blur``'s docstring) and 7 for 1.5,
+    so the blur follows ``model.sigma`` instead of a value tuned for another profile."""
+    half = max(int(round((sigma - 0.8) / 0.3 + 1)), 1)
+    return 2 * half + 1
+
+
 def _set_codec_geometry(codec: dict, params: Params) -> dict:
     codec = dict(codec)
     codec.update(input_size=tuple(params.model.input_size),
                  heatmap_size=tuple(params.model.heatmap_size), sigma=params.model.sigma)
+    if codec.get('type') == 'MSRAHeatmap' and codec.get('unbiased'):
+        codec['blur_kernel_size'] = dark_blur_kernel(params.model.sigma)
     return codec
 
 

@@ -1,4 +1,6 @@
-# The baseline, stock MMPose: K Gaussian heatmaps (MSRAHeatmap), HeatmapHead, MSE loss.
+# Heatmap regression as MMPose ships it: K Gaussian heatmaps (MSRAHeatmap, biased: arg-max +
+# quarter-pixel decoding, and the 1.3.2 target truncation bug), HeatmapHead, MSE loss. Kept as
+# the "as shipped" row; the headline baseline is `regression_dark.py`.
 _base_ = ['./_base_/default.py']
 
 codec = dict(

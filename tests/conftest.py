@@ -19,7 +19,7 @@ TINY = {
               'deconv_channels': [8, 8, 8]},
     'train': {'epochs': 2, 'batch_size': 16, 'warmup_iters': 2, 'milestones': [],
               'workers': 0},
-    'active_methods': ['regression', 'cls_ohem'],
+    'active_methods': ['regression_dark', 'cls_ohem'],
     'seeds': [0],
     'eval': {'snapshot_epochs': [1], 'snapshot_images': 2},
 }

@@ -22,7 +22,8 @@ def params(tiny_data):
         del os.environ['POSEBENCH_WORKDIR']
 
 
-@pytest.mark.parametrize('method', ['regression', 'regression_ohkm', 'cls_ce', 'cls_ohem',
+@pytest.mark.parametrize('method', ['regression_dark', 'regression', 'regression_ohkm', 'cls_ce',
+                                    'cls_ohem', 'cls_ohem1',
                                     'cls_balanced', 'cls_focal'])
 def test_config_trains_and_tests_one_batch(params, tiny_data, method, monkeypatch):
     monkeypatch.setenv('POSEBENCH_WORKDIR', str(tiny_data))

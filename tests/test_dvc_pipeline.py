@@ -49,11 +49,13 @@ def test_dvc_repro_end_to_end(tmp_path):
     _git(repo, 'commit', '-qm', 'tiny study')
 
     out = _dvc(repo, 'repro')
-    for stage in ('data', 'train@regression-0', 'train@cls_ohem-0', 'evaluate@regression-0',
+    for stage in ('data', 'floor', 'train@regression_dark-0', 'train@cls_ohem-0', 'evaluate@regression_dark-0',
                   'evaluate@cls_ohem-0', 'report'):
         assert f"Running stage '{stage}'" in out, stage
     report = (repo / 'reports' / 'README.md').read_text()
     assert 'cls_ohem' in report and 'regression' in report
+    floor = (repo / 'reports' / 'codec_floor.csv').read_text()
+    assert 'regression_dark' in floor and 'cls_ohem' in floor
     assert (repo / 'reports' / 'figures' / 'heatmaps.png').stat().st_size > 10_000
 
     assert 'Data and pipelines are up to date' in _dvc(repo, 'repro')
@@ -66,5 +68,6 @@ def test_dvc_repro_end_to_end(tmp_path):
     (repo / 'params.yaml').write_text(yaml.safe_dump(doc, sort_keys=False))
     stale = {line.rstrip(':') for line in _dvc(repo, 'status').splitlines()
              if line and not line[0].isspace() and line.endswith(':')}
-    assert stale == {'train@cls_ohem-0', 'train@cls_ohem-1', 'train@regression-1',
-                     'evaluate@cls_ohem-1', 'evaluate@regression-1', 'report'}, stale
+    assert stale == {'train@cls_ohem-0', 'train@cls_ohem-1', 'train@regression_dark-1',
+                     'evaluate@cls_ohem-1', 'evaluate@regression_dark-1', 'report',
+                     'floor'}, stale  # the floor is recomputed (seconds) on any method edit

@@ -145,7 +145,10 @@ def test_flip_test_restores_keypoints_and_background():
 def test_loss_returns_finite_parts_and_backprops():
     head = build_head()
     losses = head.loss(feats(), data_samples())
-    assert set(losses) == {'loss_kpt', 'acc_pose', 'bg_part', 'fg_part'}
+    assert set(losses) == {'loss_kpt', 'acc_pose', 'bg_part', 'fg_part', 'bg_kept'}
+    # the logged parts are the loss's two contributions: they add up to it
+    torch.testing.assert_close(losses['bg_part'] + losses['fg_part'], losses['loss_kpt'].detach())
+    assert 0 < float(losses['bg_kept']) <= 1
     for v in losses.values():
         assert torch.isfinite(v).all()
     # only loss_kpt is summed into the total loss by MMEngine
@@ -158,14 +161,14 @@ def test_loss_returns_finite_parts_and_backprops():
     from mmengine.model import BaseModel
     total, log_vars = BaseModel.parse_losses(None, losses)
     torch.testing.assert_close(total, losses['loss_kpt'])
-    assert {'bg_part', 'fg_part', 'acc_pose'} <= set(log_vars)
+    assert {'bg_part', 'fg_part', 'bg_kept', 'acc_pose'} <= set(log_vars)
 
 
 def test_loss_with_focal_loss():
     head = build_head(loss=dict(type='PixelFocalLoss', gamma=2.0))
     losses = head.loss(feats(), data_samples(), train_cfg=dict(
         compute_acc=False))
-    assert set(losses) == {'loss_kpt', 'bg_part', 'fg_part'}
+    assert set(losses) == {'loss_kpt', 'bg_part', 'fg_part', 'bg_kept'}
     assert torch.isfinite(losses['loss_kpt'])
 
 

@@ -51,17 +51,25 @@ def test_registered_with_loss_weight():
     torch.testing.assert_close(b, 2.5 * a)
 
 
+def entropy_map(target):
+    return -torch.xlogy(target, target).sum(1)
+
+
 def test_plain_ce_value_and_parts():
     logits = torch.randn(2, 4, 6, 5)
     target = soft_target()
+    target[0, :, 0, :] = torch.tensor([0.95, 0.05, 0.0, 0.0])[:, None]  # some background
     loss_fn = PixelCrossEntropyLoss()
     loss = loss_fn(logits, target)
-    ce = ce_map(logits, target)
-    torch.testing.assert_close(loss, ce.mean())
-    pos = target[:, 0] < 0.5
-    assert pos.any() and (~pos).any()
-    torch.testing.assert_close(loss_fn.last_parts['fg'], ce[pos].mean())
-    torch.testing.assert_close(loss_fn.last_parts['bg'], ce[~pos].mean())
+    kl = ce_map(logits, target) - entropy_map(target)  # independent formula
+    torch.testing.assert_close(loss, kl.mean())
+    bg = target[:, 0] >= 0.9
+    assert bg.any() and (~bg).any()
+    # the parts are the two groups' contributions: they add up to the loss
+    torch.testing.assert_close(loss_fn.last_parts['fg'], kl[~bg].sum() / kl.numel())
+    torch.testing.assert_close(loss_fn.last_parts['bg'], kl[bg].sum() / kl.numel())
+    torch.testing.assert_close(loss_fn.last_parts['bg'] + loss_fn.last_parts['fg'], loss)
+    assert float(loss_fn.last_parts['bg_kept']) == 1.0
     assert not loss_fn.last_parts['fg'].requires_grad
     # hard (one-hot) targets give the ordinary cross-entropy
     t1 = one_hot_target()
@@ -148,9 +156,9 @@ def test_balance_weights_fg_and_bg_equally():
                                torch.tensor(0.5 * math.log(2) +
                                             0.5 * math.log(4)))
     torch.testing.assert_close(balanced_fn.last_parts['fg'],
-                               torch.tensor(math.log(2)))
+                               torch.tensor(0.5 * math.log(2)))
     torch.testing.assert_close(balanced_fn.last_parts['bg'],
-                               torch.tensor(math.log(4)))
+                               torch.tensor(0.5 * math.log(4)))
     # no positive pixel in the batch: the background mean with full weight
     bg_only = torch.zeros(1, 2, 2, 2)
     bg_only[0, 0] = 1
@@ -207,13 +215,19 @@ def test_soft_ce_gradient_vanishes_at_target(cfg):
 
 
 def test_focal_reduces_to_ce_at_gamma_zero():
+    """gamma = 0: the soft cross-entropy, i.e. PixelCrossEntropyLoss (a KL) plus the mean
+    target entropy, with the same gradient."""
     logits = torch.randn(2, 4, 6, 5) * 3
     for target in (soft_target(seed=3), one_hot_target(seed=3)):
-        focal = PixelFocalLoss(gamma=0.0)
-        ce = PixelCrossEntropyLoss()
-        torch.testing.assert_close(focal(logits, target), ce(logits, target))
-        torch.testing.assert_close(focal.last_parts['bg'],
-                                   ce.last_parts['bg'])
+        a = logits.clone().requires_grad_(True)
+        b = logits.clone().requires_grad_(True)
+        focal = PixelFocalLoss(gamma=0.0)(a, target)
+        kl = PixelCrossEntropyLoss()(b, target)
+        torch.testing.assert_close(focal, ce_map(logits, target).mean())
+        torch.testing.assert_close(focal - kl, entropy_map(target).mean())
+        focal.backward()
+        kl.backward()
+        torch.testing.assert_close(a.grad, b.grad)
 
 
 def test_focal_value_and_alpha():
@@ -228,8 +242,7 @@ def test_focal_value_and_alpha():
         PixelFocalLoss(gamma=2.0, alpha=0.25)(logits, target),
         -(terms * w).sum(1).mean())
     # focusing down-weights easy pixels: focal < CE
-    assert PixelFocalLoss(gamma=2.0)(logits, target) < PixelCrossEntropyLoss()(
-        logits, target)
+    assert PixelFocalLoss(gamma=2.0)(logits, target) < ce_map(logits, target).mean()
 
 
 def test_target_weight_masks_channels():
@@ -245,16 +258,109 @@ def test_target_weight_masks_channels():
     assert torch.all(logits.grad[0, 2] == 0)
     assert torch.all(logits.grad[1, 2] != 0)
     keep = [0, 1, 3]
-    ref0 = -(target[0, keep] * logits[0, keep].log_softmax(0)).sum(0)
-    ref1 = ce_map(logits[1:], target[1:])[0]
+    # KL = CE - H(target), with the masked channel out of the softmax
+    ref0 = -(target[0, keep] * logits[0, keep].log_softmax(0)).sum(0) \
+        - entropy_map(target[:1])[0]
+    ref1 = ce_map(logits[1:], target[1:])[0] - entropy_map(target[1:])[0]
     torch.testing.assert_close(loss, torch.cat([ref0, ref1]).mean())
     # without use_target_weight the weights are ignored
     torch.testing.assert_close(
         PixelCrossEntropyLoss()(logits, target, weights),
-        ce_map(logits, target).mean())
+        (ce_map(logits, target) - entropy_map(target)).mean())
 
 
 def test_shape_mismatch_raises():
     with pytest.raises(ValueError):
         PixelCrossEntropyLoss()(torch.zeros(1, 4, 5, 5), torch.zeros(1, 3, 5,
                                                                      5))
+
+
+# --------------------------------------------------------------------------------------------
+# mining and balancing on real encoded targets (issue: they must do what their names say)
+
+def encoded_target(W=64, H=64, sigma=1.5, K=17, seed=0):
+    """(1, K+1, H, W) soft target of ``PixelClassLabel`` for K keypoints spread on a grid over
+    the heatmap (as a person filling its crop), with jitter."""
+    import numpy as np
+
+    from bench.codecs import PixelClassLabel
+    rng = np.random.default_rng(seed)
+    gx, gy = np.meshgrid(np.linspace(6, W - 7, 5), np.linspace(6, H - 7, 4))
+    pts = np.stack([gx.ravel(), gy.ravel()], 1)[:K] + rng.uniform(-1, 1, (K, 2))
+    codec = PixelClassLabel(input_size=(W * 4, H * 4), heatmap_size=(W, H), sigma=sigma)
+    hm = codec.encode(pts[None] * 4, np.ones((1, K)))['heatmaps']
+    return torch.from_numpy(hm)[None]
+
+
+def test_kl_ranking_ignores_target_entropy():
+    """A perfectly predicted pixel has KL 0 whatever its soft target, so mining ranks it last;
+    raw cross-entropy would have ranked the soft Gaussian-tail pixels first."""
+    target = encoded_target()
+    logits = target.clamp(min=1e-12).log()            # perfect everywhere ...
+    bg = target[:, 0] >= 0.9
+    far = bg & (target[:, 0] > 1 - 1e-6)              # ... except on some far pixels
+    wrong = far.clone()
+    wrong.view(-1)[far.view(-1).nonzero()[::7, 0]] = False
+    wrong = far & ~wrong
+    # a mild error (p = 0.05 for a keypoint there): less cross-entropy than the soft tail's
+    # own entropy, but KL > 0 where the perfect pixels have KL = 0
+    logits[:, 1][wrong] = logits[:, 0][wrong] + math.log(0.05 / 0.95)
+    loss_fn = PixelCrossEntropyLoss(neg_pos_ratio=0.05)
+    kl = loss_fn.pixel_loss(logits, target)
+    keep = loss_fn.hard_negative_mask(kl, ~bg)
+    kept_neg = keep & bg
+    n_kept = int(kept_neg.sum())
+    assert 0 < n_kept <= int(wrong.sum())
+    assert bool(wrong[kept_neg].all())                # only mispredicted pixels are mined
+    soft_tail = bg & ~far                             # background with entropy > 0, predicted perfectly
+    assert float(kl[soft_tail].abs().max()) < 1e-5
+    ce = ce_map(logits, target)
+    assert float(ce[soft_tail].max()) > float(ce[wrong].max())  # CE would pick the tail
+
+
+def test_ohem_discards_background_on_a_64px_target():
+    """OHEM 1:3 on a 64x64-heatmap target with 17 spread keypoints keeps every positive plus
+    exactly ceil(3 n_pos) of the hardest background pixels: at most half of the background."""
+    target = encoded_target()
+    logits = torch.randn(target.shape, generator=torch.Generator().manual_seed(0))
+    loss_fn = PixelCrossEntropyLoss(neg_pos_ratio=3)
+    loss_fn(logits, target)
+    bg = target[:, 0] >= 0.9
+    n_pos, n_bg = int((~bg).sum()), int(bg.sum())
+    kl = loss_fn.pixel_loss(logits, target)
+    keep = loss_fn.hard_negative_mask(kl, ~bg)
+    assert int((keep & bg).sum()) == math.ceil(3 * n_pos)
+    assert bool(keep[~bg].all())
+    hardest = kl[bg].sort(descending=True).values[:math.ceil(3 * n_pos)]
+    torch.testing.assert_close(kl[keep & bg].sort(descending=True).values, hardest)
+    kept = float(loss_fn.last_parts['bg_kept'])
+    assert kept == pytest.approx(math.ceil(3 * n_pos) / n_bg) and kept <= 0.5
+
+
+def test_balanced_parts_same_order_at_initialisation():
+    """At initialisation (logits ~ 0: the head's final layer is initialised with std 1e-3) the
+    balanced loss's two parts are within 3x of each other; plain CE's are not."""
+    target = encoded_target()
+    logits = 1e-3 * torch.randn(target.shape, generator=torch.Generator().manual_seed(1))
+    bal = PixelCrossEntropyLoss(balance=True)
+    bal(logits, target)
+    r = float(bal.last_parts['bg'] / bal.last_parts['fg'])
+    assert 1 / 3 <= r <= 3, r
+    plain = PixelCrossEntropyLoss()
+    plain(logits, target)
+    assert float(plain.last_parts['bg'] / plain.last_parts['fg']) > 3
+
+
+def test_gradient_equals_torch_soft_cross_entropy():
+    """Without mining and balancing the loss differs from PyTorch's soft-target cross-entropy by
+    a constant (the mean target entropy): same gradient."""
+    target = encoded_target(W=16, H=16)
+    logits = torch.randn(target.shape, generator=torch.Generator().manual_seed(2))
+    a = logits.clone().requires_grad_(True)
+    b = logits.clone().requires_grad_(True)
+    ours = PixelCrossEntropyLoss()(a, target)
+    ref = F.cross_entropy(b, target)
+    ours.backward()
+    ref.backward()
+    torch.testing.assert_close(a.grad, b.grad)
+    torch.testing.assert_close(ref - ours, entropy_map(target).mean())

@@ -104,3 +104,15 @@ def test_cli_exits_nonzero_with_one_line(tmp_path):
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith('error:')]
     assert len(lines) == 1 and 'model.sigma' in lines[0], proc.stderr
+
+
+def test_project_losses_are_the_ones_bench_registers():
+    """`check-params` knows our losses without importing MMPose: the list must stay true."""
+    import bench
+    from bench.params import PROJECT_LOSSES
+    from mmpose.registry import MODELS
+
+    bench.register_modules()
+    ours = {name for name, cls in MODELS.module_dict.items()
+            if cls.__module__.startswith('bench.') and name.endswith('Loss')}
+    assert ours == PROJECT_LOSSES

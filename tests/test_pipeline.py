@@ -28,7 +28,7 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 
 def test_train_and_evaluate_both_formulations(tiny_work):
-    for method in ('regression', 'cls_ohem'):
+    for method in ('regression_dark', 'cls_ohem'):
         for stage in ('train', 'evaluate'):
             proc = bench(tiny_work, stage, '--method', method, '--seed', '0')
             log = proc.stdout + proc.stderr
@@ -56,8 +56,18 @@ def test_train_and_evaluate_both_formulations(tiny_work):
         assert heat.shape == (2, channels, 16, 16)
         if channels == 18:  # honest probabilities
             np.testing.assert_allclose(heat.sum(1), 1, atol=1e-4)
+    # the loss mechanisms, measured in every training: one row per epoch of the kept background
+    # fraction, both loss parts and their ratio
     cls_curves = tiny_work / 'runs/cls_ohem/seed0/live/plots/metrics/train'
-    assert (cls_curves / 'bg_part.tsv').is_file() and (cls_curves / 'fg_part.tsv').is_file()
+    curves = {}
+    for name in ('bg_kept', 'bg_part', 'fg_part', 'part_ratio'):
+        rows = (cls_curves / f'{name}.tsv').read_text().splitlines()
+        assert len(rows) == 3, name  # header + 2 epochs
+        curves[name] = [float(r.split('\t')[-1]) for r in rows[1:]]
+    assert all(0 < k <= 1 for k in curves['bg_kept'])
+    assert all(v > 0 for v in curves['bg_part'] + curves['fg_part'])
+    np.testing.assert_allclose(curves['part_ratio'],
+                               np.divide(curves['bg_part'], curves['fg_part']), rtol=1e-6)
 
 
 def test_same_seed_identical_and_resume_after_kill(tiny_work, tmp_path_factory):
@@ -118,8 +128,8 @@ def test_divergence_guard_stops_run_and_spares_siblings(tiny_work):
         'loss': {'type': 'PixelCrossEntropyLoss', 'neg_pos_ratio': 3},
         # an absurd SGD step (Adam's normalised steps stay finite): NaN within 2 iterations
         'cfg_options': {'optim_wrapper.optimizer': {'type': 'SGD', 'lr': 1.0e+30}}}})
-    bench(tiny_work, 'train', '--method', 'regression', '--seed', '0')
-    sibling = tiny_work / 'runs' / 'regression' / 'seed0'
+    bench(tiny_work, 'train', '--method', 'regression_dark', '--seed', '0')
+    sibling = tiny_work / 'runs' / 'regression_dark' / 'seed0'
     before = _files(sibling)
 
     proc = bench(tiny_work, 'train', '--method', 'cls_ohem', '--seed', '0')
@@ -140,11 +150,11 @@ def test_two_process_torchrun_on_cpu(tiny_work):
     """`train.launcher: pytorch` makes the stage command itself start torchrun with
     `train.gpus` processes (gloo on a CPU-only machine)."""
     write_params(tiny_work, train={'epochs': 1, 'launcher': 'pytorch', 'gpus': 2})
-    bench(tiny_work, 'train', '--method', 'regression', '--seed', '0')
-    log = '\n'.join(p.read_text() for p in (tiny_work / 'runs/regression/seed0/train')
+    bench(tiny_work, 'train', '--method', 'regression_dark', '--seed', '0')
+    log = '\n'.join(p.read_text() for p in (tiny_work / 'runs/regression_dark/seed0/train')
                     .rglob('*.log'))
     assert 'Distributed training: True' in log, log[:2000]
     assert 'GPU number: 2' in log  # MMEngine's name for the world size
     assert 'CPUDistributedDataParallel' in log
-    status = json.loads((tiny_work / 'runs/regression/seed0/train/status.json').read_text())
+    status = json.loads((tiny_work / 'runs/regression_dark/seed0/train/status.json').read_text())
     assert status['status'] == 'ok'

@@ -22,11 +22,47 @@ COCO_JOINTS = ['nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear', 'left_s
                'right_shoulder', 'left_elbow', 'right_elbow', 'left_wrist', 'right_wrist',
                'left_hip', 'right_hip', 'left_knee', 'right_knee', 'left_ankle', 'right_ankle']
 # method -> (formulation, error scale of its keypoints: smaller = better)
-KINDS = {'regression': ('regression', 0.11), 'regression_ohkm': ('regression', 0.10),
+KINDS = {'regression': ('regression', 0.11), 'regression_dark': ('regression', 0.105),
+         'regression_ohkm': ('regression', 0.10),
          'cls_ohem': ('classification', 0.07), 'cls_balanced': ('classification', 0.08),
          'cls_focal': ('classification', 0.075)}
 THRESHOLDS = (0.05, 0.1, 0.2)
-CURVE_THR = np.round(np.linspace(0.01, 0.5, 50), 4)
+CURVE_THR = np.arange(50) / 50 * 0.5                 # KeypointRecorder's curve
+COCO_SIGMAS = np.array([.026, .025, .025, .035, .035, .079, .079, .072, .072, .062, .062, 1.07,
+                        1.07, .087, .087, .089, .089]) / 10
+
+
+def mmpose_pck(dists: np.ndarray, t: float) -> float:
+    """MMPose's PCK from (N, K) normalised distances (-1: unlabelled): per keypoint type the
+    share strictly below t, then the mean over the keypoint types labelled at least once."""
+    lab = dists >= 0
+    per_joint = [(dists[lab[:, j], j] < t).mean() for j in range(dists.shape[1]) if lab[:, j].any()]
+    return float(np.mean(per_joint))
+
+
+def _dump(rng, labelled, difficulty, quality, kind, n_instances, k):
+    """(dists, scores) of one run on one split, as KeypointRecorder dumps them."""
+    dists = np.abs(rng.normal(0, quality, size=(n_instances, k))) * difficulty
+    dists = np.where(labelled, dists, -1.0)
+    hit = labelled & (dists < 0.1)
+    if kind == 'classification':
+        scores = np.clip(0.25 + 0.6 * hit + rng.normal(0, 0.15, dists.shape), 0, 1)
+    else:
+        scores = 0.3 + 0.5 * hit + rng.normal(0, 0.2, dists.shape)
+    return dists, scores
+
+
+def _pixel_bins(rng, quality):
+    """A per-pixel reliability histogram (eval/pixel_calibration.npz), slightly overconfident."""
+    edges = np.linspace(0, 1, 21)
+    mid = (edges[:-1] + edges[1:]) / 2
+    count = np.stack([np.r_[np.full(19, 50), 4000], np.r_[60000, np.full(19, 40)]]).astype(int)
+    target = np.clip(mid - quality * (mid - 0.5), 0, 1)        # less extreme than predicted
+    sum_pred = count * mid
+    sum_target = count * target * (1 + 0.01 * rng.standard_normal(count.shape))
+    ece = np.abs(sum_pred.sum(0) - sum_target.sum(0)).sum() / count.sum()
+    return dict(edges=edges, count=count, sum_pred=sum_pred, sum_target=sum_target,
+                ece=np.asarray(ece))
 
 
 def _tsv(path: Path, name: str, values) -> None:
@@ -61,21 +97,30 @@ def _snapshot(rng, kind, quality, k, n_images, epoch, final, size=64, hm=16):
         heatmaps = e / e.sum(axis=1, keepdims=True)
     else:
         heatmaps = 0.8 * maps / spread + rng.normal(0, 0.02, size=maps.shape)
+    visible = np.ones(gt.shape[:2], bool)
+    visible[:, 0] = False                          # an unlabelled keypoint is not drawn
     return dict(images=images, heatmaps=heatmaps.astype(np.float32), keypoints=pred, gt=gt,
+                gt_visible=visible,
                 epoch=epoch)
 
 
 def make_fake_runs(root: Path, methods, seeds, *, k: int = 17, n_instances: int = 40,
                    epochs: int = 6, snapshot_epochs=(1, 3), n_images: int = 3,
-                   diverged=()) -> Path:
+                   diverged=(), never_reach=()) -> Path:
     """Write ``root/<method>/seed<k>/`` as the train and evaluate stages would: status.json,
-    metrics.json, eval/keypoints.npz, DVCLive TSVs, snapshots. Classification methods are
-    built to be better (smaller keypoint errors); ``diverged``: (method, seed) pairs that fail.
+    metrics.json, eval/keypoints.npz and keypoints_val.npz, eval/pixel_calibration.npz
+    (classification), DVCLive TSVs, snapshots. Classification methods are built to be better
+    (smaller keypoint errors); ``diverged``: (method, seed) pairs that fail; ``never_reach``:
+    (method, seed) pairs whose validation PCK stays below 0.5.
     """
     joints = COCO_JOINTS[:k] if k <= len(COCO_JOINTS) else [f'kp{j}' for j in range(k)]
     common = np.random.default_rng(1234)           # the shared test set: same labels, difficulty
     labelled = common.random((n_instances, k)) > 0.15
     difficulty = common.uniform(0.5, 1.5, size=(n_instances, 1))
+    val_labelled = common.random((n_instances, k)) > 0.15
+    val_difficulty = common.uniform(0.5, 1.5, size=(n_instances, 1))
+    areas = common.uniform(1000, 2500, size=n_instances)     # stickman-like: small figures
+    sigmas = COCO_SIGMAS[:k] if k <= len(COCO_SIGMAS) else np.full(k, 0.05)
     for method in methods:
         kind, quality = KINDS[method]
         for seed in seeds:
@@ -92,35 +137,44 @@ def make_fake_runs(root: Path, methods, seeds, *, k: int = 17, n_instances: int 
             (run / 'train' / 'status.json').write_text(json.dumps(
                 dict(status='ok', epochs=epochs, wall_s=round(60 + 10 * rng.random(), 1))))
             q = quality * (1 + 0.08 * rng.standard_normal())
-            dists = np.abs(rng.normal(0, q, size=(n_instances, k))) * difficulty
-            dists = np.where(labelled, dists, -1.0)
-            hit = labelled & (dists <= 0.1)
-            if kind == 'classification':
-                scores = np.clip(0.25 + 0.6 * hit + rng.normal(0, 0.15, dists.shape), 0, 1)
-            else:
-                scores = 0.3 + 0.5 * hit + rng.normal(0, 0.2, dists.shape)
+            dists, scores = _dump(rng, labelled, difficulty, q, kind, n_instances, k)
             valid = dists[labelled]
-            curve = np.array([(valid <= t).mean() for t in CURVE_THR])
+            curve = np.array([mmpose_pck(dists, t) for t in CURVE_THR])
+            bbox = np.full(n_instances, 60.0)
+            px = np.clip(dists, 0, None) * bbox[:, None]
+            oks = np.array([np.exp(-px[i, lab] ** 2 / (2 * areas[i] * (2 * sigmas[lab]) ** 2))
+                            .mean() for i, lab in enumerate(labelled)])
             (run / 'eval').mkdir(exist_ok=True)
             (run / 'eval' / 'timing.json').write_text(json.dumps(dict(stage='evaluate',
                                                                       wall_s=5.0)))
             np.savez_compressed(run / 'eval' / 'keypoints.npz', img_ids=np.arange(n_instances),
                                 scores=scores, dists=dists, visible=labelled,
-                                curve_thresholds=CURVE_THR, curve=curve)
+                                curve_thresholds=CURVE_THR, curve=curve, oks=oks, areas=areas,
+                                bbox_size=bbox, heatmap_px=np.full(n_instances, 7.3),
+                                sigmas=sigmas)
+            v_dists, v_scores = _dump(rng, val_labelled, val_difficulty, q, kind, n_instances, k)
+            np.savez_compressed(run / 'eval' / 'keypoints_val.npz',
+                                img_ids=np.arange(n_instances), scores=v_scores, dists=v_dists,
+                                visible=val_labelled)
             per_joint = {}
             for j, name in enumerate(joints):
                 col = dists[labelled[:, j], j]
-                per_joint[name] = float((col <= 0.1).mean()) if col.size else -1.0
-            pck = {f'PCK@{t:g}': float((valid <= t).mean()) for t in THRESHOLDS}
+                per_joint[name] = float((col < 0.1).mean()) if col.size else -1.0
+            pck = {f'PCK@{t:g}': mmpose_pck(dists, t) for t in THRESHOLDS}
             ap = float(pck['PCK@0.1'] * 0.9)
             metrics = dict(status='ok', method=method, seed=seed, **pck, AUC=float(curve.mean()),
-                           EPE=float(valid.mean() * 100), AP=ap, AP50=min(1.0, ap + 0.1),
-                           AP75=ap - 0.1, per_joint_pck=dict(sorted(per_joint.items())))
+                           EPE=float(valid.mean() * 100), mean_OKS=float(oks.mean()), AP=ap,
+                           AP50=min(1.0, ap + 0.1), AP75=ap - 0.1,
+                           per_joint_pck=dict(sorted(per_joint.items())))
+            if kind == 'classification':
+                bins = _pixel_bins(rng, quality)
+                np.savez_compressed(run / 'eval' / 'pixel_calibration.npz', **bins)
+                metrics['pixel_ECE'] = round(float(bins['ece']), 6)
             (run / 'metrics.json').write_text(json.dumps(metrics, indent=2, sort_keys=True))
 
             e = np.arange(1, epochs + 1)
             live = run / 'live' / 'plots' / 'metrics'
-            final_pck = pck['PCK@0.1']
+            final_pck = pck['PCK@0.1'] if (method, seed) not in never_reach else 0.3
             _tsv(live / 'val' / 'PCK.tsv', 'PCK',
                  final_pck * (1 - np.exp(-e / 1.5)) + rng.normal(0, 0.01, epochs))
             _tsv(live / 'val' / 'EPE.tsv', 'EPE', 10 * np.exp(-e / 3) + metrics['EPE'])
@@ -151,9 +205,14 @@ def base_params():
 
 
 def make_params(base, methods=BASE_METHODS, seeds=(0, 1, 2), **report):
+    report = {'baseline': 'regression', 'n_bootstrap': 999, **report}
     return base.model_copy(update=dict(
         active_methods=tuple(methods), seeds=tuple(seeds),
-        report=base.report.model_copy(update=dict(n_bootstrap=999, **report))))
+        report=base.report.model_copy(update=report)))
+
+
+def label(params, method: str) -> str:
+    return params.methods[method].label or method
 
 
 @pytest.fixture(scope='module')
@@ -203,10 +262,13 @@ def test_summary_and_comparison_tables(study3, base_params):
     assert (head.loc[['cls_ohem', 'cls_balanced'], 'mean'] > head.loc['regression', 'mean']).all()
 
     comp = pd.read_csv(out / 'comparison.csv')
-    assert len(comp) == 2 * len(metrics)
+    # every metric but the per-pixel ECE, which the regression baseline does not have
+    assert len(comp) == 2 * (len(metrics) - 1) and 'pixel_ECE' not in set(comp.metric)
     assert set(comp.variant) == {'cls_ohem', 'cls_balanced'} and set(comp.baseline) == {'regression'}
-    assert {'p_holm', 'p_permutation', 'p_ttest', 'min_attainable_p', 'prob_improvement',
-            'image_diff', 'image_ci_low', 'image_ci_high', 'image_p'} <= set(comp.columns)
+    assert {'p_holm', 'p_permutation', 'p_ttest', 'min_attainable_p', 'seed_win_rate',
+            'n_censored', 'image_diff', 'image_ci_low', 'image_ci_high',
+            'image_p'} <= set(comp.columns)
+    assert 'prob_improvement' not in comp.columns
     pck = comp[comp.metric == 'PCK@0.1']
     assert (pck['n'] == 3).all() and (pck['mean_diff'] > 0).all()
     assert (pck['p_holm'] >= pck['p_permutation']).all()
@@ -226,7 +288,9 @@ def test_summary_and_comparison_tables(study3, base_params):
                                                                 abs=1e-5)
     readme = (out / 'README.md').read_text()
     assert 'no exact test can go below p=0.25' in readme
-    assert 'Classification (CE + OHEM 1:3) vs Regression (MSE) on PCK@0.1' in readme
+    assert (f'{label(base_params, "cls_ohem")} vs {label(base_params, "regression")} on '
+            'PCK@0.1') in readme
+    assert 'seed win rate' in readme and 'P(better)' not in readme
     # per-stage wall time of `dvc repro`: data 12 s + 9 trainings + 9 evaluations of 5 s
     train_total = runs.wall_s.sum()
     assert re.search(r'\| wall time: data +\| 12 s ', readme)
@@ -250,7 +314,7 @@ def test_fourth_method_adds_rows_and_a_heatmap_column(study3, base_params, tmp_p
     summary = pd.read_csv(tmp_path / 'out' / 'summary.csv')
     assert len(summary) == 4 * len(_metrics(base_params))
     assert 'regression_ohkm' in set(pd.read_csv(tmp_path / 'out' / 'comparison.csv').variant)
-    assert 'Regression (OHKM-MSE)' in (tmp_path / 'out' / 'README.md').read_text()
+    assert label(base_params, 'regression_ohkm') in (tmp_path / 'out' / 'README.md').read_text()
     # one more column (regression: no background column) -> a wider figure, same height
     w3 = mpimg.imread(study3 / 'reports' / 'figures' / 'heatmaps.png').shape
     w4 = mpimg.imread(tmp_path / 'out' / 'figures' / 'heatmaps.png').shape
@@ -305,3 +369,94 @@ def test_headline_metric_must_be_a_report_metric(base_params, tmp_path):
     with pytest.raises(ParamsError, match='headline_metric'):
         report.run(make_params(base_params, ['regression'], (0,), headline_metric='PCK@0.3'),
                    runs_root=tmp_path / 'runs', out_dir=tmp_path / 'out')
+
+
+# ------------------------------------------------------------------ issue 15: what the scores mean
+
+def test_summary_cis_are_at_least_the_t_interval_of_runs_csv(study3, base_params):
+    """Acceptance: every summary CI is at least as wide as the Student-t interval of the
+    per-seed values that runs.csv lists."""
+    from scipy import stats as sps
+    out = study3 / 'reports'
+    summary = pd.read_csv(out / 'summary.csv')
+    runs = pd.read_csv(out / 'runs.csv')
+    checked = 0
+    for row in summary.itertuples():
+        values = runs.loc[(runs.method == row.method) & (runs.status == 'ok'), row.metric]
+        values = values[np.isfinite(values)].to_numpy(float)
+        if len(values) < 2 or np.ptp(values) == 0:
+            continue
+        lo, hi = sps.t.interval(0.95, len(values) - 1, loc=values.mean(),
+                                scale=sps.sem(values))
+        tol = 1e-5 * max(1.0, abs(values).max())          # runs.csv holds %.6g values
+        assert row.ci_low <= lo + tol and row.ci_high >= hi - tol, (row.method, row.metric)
+        checked += 1
+    assert checked >= 3 * 10
+
+
+def test_summary_has_auroc_mean_oks_and_confidence_columns(study3, base_params):
+    out = study3 / 'reports'
+    summary = pd.read_csv(out / 'summary.csv')
+    assert {'median', 'n_censored'} <= set(summary.columns)
+    s = summary.set_index(['method', 'metric'])
+    for m in BASE_METHODS:
+        for metric in ('AUROC', 'mean_OKS', 'ECE_cal', 'Brier_cal', 'ECE_raw'):
+            assert s.loc[(m, metric), 'n'] == 3 and np.isfinite(s.loc[(m, metric), 'mean'])
+        assert 0.5 < s.loc[(m, 'AUROC'), 'mean'] <= 1          # the fake scores track hits
+    # the per-pixel ECE exists for the classification heads only
+    assert s.loc[('regression', 'pixel_ECE'), 'n'] == 0
+    assert s.loc[('cls_ohem', 'pixel_ECE'), 'n'] == 3
+    runs = pd.read_csv(out / 'runs.csv')
+    assert {'AUROC', 'mean_OKS', 'PCK@0.1', 'epochs_to_PCK0.5'} <= set(runs.columns)
+    readme = (out / 'README.md').read_text()
+    assert '### What each score is' in readme
+    assert '](figures/pixel_calibration.png)' in readme and 'ECE_raw' in readme
+    assert (out / 'figures' / 'pixel_calibration.png').stat().st_size > 5000
+
+
+def test_image_bootstrap_estimates_the_headline_statistic(study3, base_params):
+    """Acceptance: the bootstrap's point estimate is the headline PCK's own difference."""
+    comp = pd.read_csv(study3 / 'reports' / 'comparison.csv')
+    head = comp[comp.metric == base_params.report.headline_metric]
+    assert len(head) == 2
+    np.testing.assert_allclose(head['image_diff'], head['mean_diff'], rtol=1e-5, atol=1e-9)
+
+
+def test_ap_resolution_flag(study3):
+    out = study3 / 'reports'
+    ap = pd.read_csv(out / 'ap_resolution.csv')
+    assert set(ap.method) == set(BASE_METHODS)
+    # areas 1000-2500 px², COCO sigmas, 7.3 image px per heatmap pixel: below one pixel
+    assert (ap.median_ratio < 1).all() and (~ap.ap_separates.astype(bool)).all()
+    assert 'AP cannot separate the methods at this resolution' in (out / 'README.md').read_text()
+
+
+def test_runs_that_never_reach_are_censored_not_dropped(base_params, tmp_path):
+    make_fake_runs(tmp_path / 'runs', BASE_METHODS, (0, 1, 2),
+                   never_reach={('cls_ohem', 1)})
+    report.run(make_params(base_params), runs_root=tmp_path / 'runs', out_dir=tmp_path / 'out')
+    out = tmp_path / 'out'
+    summary = pd.read_csv(out / 'summary.csv').set_index(['method', 'metric'])
+    row = summary.loc[('cls_ohem', 'epochs_to_PCK0.5')]
+    assert row['n'] == 3 and row['n_censored'] == 1          # counted, not dropped
+    assert row['mean'] == np.inf and np.isfinite(row['median'])
+    runs = pd.read_csv(out / 'runs.csv').set_index(['method', 'seed'])
+    assert runs.loc[('cls_ohem', 1), 'epochs_to_PCK0.5'] == np.inf
+    comp = pd.read_csv(out / 'comparison.csv').set_index(['variant', 'metric'])
+    assert comp.loc[('cls_ohem', 'epochs_to_PCK0.5'), 'n_censored'] == 1
+    readme = (out / 'README.md').read_text()
+    assert '(1/3 never)' in readme
+
+
+def test_ap_tolerance_by_hand():
+    from bench.report.ap_resolution import ap_resolution, oks_tolerance_px
+    # the issue's example: an eye (COCO sigma 0.025) of a stickman of area 1631 px²
+    tol = oks_tolerance_px([0.025], [1631.0])[0, 0]
+    assert np.exp(-tol ** 2 / (2 * 1631.0 * (2 * 0.025) ** 2)) == pytest.approx(0.5)
+    assert tol == pytest.approx(2.38, abs=0.01)               # < 7.3 px per heatmap pixel
+    dump = dict(sigmas=np.array([0.025, 0.107]), areas=np.array([1631.0, 1631.0]),
+                heatmap_px=np.array([7.3, 7.3]), dists=np.array([[0.1, 0.2], [-1.0, 0.3]]))
+    r = ap_resolution(dump)
+    assert r['n'] == 3 and r['share_below_one'] == pytest.approx(1 / 3)   # the eye only
+    assert r['median_ratio'] > 1                               # the hips tolerate ~10 px
+    assert ap_resolution({'dists': dump['dists']})['n'] == 0   # no sigmas: no verdict

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from scipy import stats as sps
 
 from bench.report import stats as S
-from bench.report.stats import (calibration, epochs_to_reach, holm, paired_comparison,
-                                paired_image_bootstrap, significance_sentence, summarize)
+from bench.report.stats import (auroc, calibration, epochs_to_reach, fit_isotonic, holm,
+                                paired_comparison, paired_image_bootstrap, roc_curve,
+                                seed_win_rate, significance_sentence, summarize, t_interval)
 
 BASE = np.array([0.5, 0.6, 0.7, 0.55, 0.65, 0.52, 0.58, 0.61])
 DIFF = np.array([0.05, 0.04, 0.06, 0.05, 0.05, 0.04, 0.06, 0.05])
@@ -30,7 +31,7 @@ def test_paired_known_effect_matches_hand_computation():
     # observed mean, on each side -> two-sided exact p = 2 * 1/256.
     assert r['p_permutation'] == pytest.approx(2 / 256, rel=1e-12)
     assert r['min_attainable_p'] == pytest.approx(2 / 256)
-    assert r['prob_improvement'] == 1.0
+    assert r['seed_win_rate'] == 1.0
     # t-test by hand: sd of DIFF, t = mean / (sd / sqrt(n)), two-sided Student-t tail.
     sd = math.sqrt(np.sum((DIFF - 0.05) ** 2) / 7)           # = sqrt(0.0004 / 7)
     t = 0.05 / (sd / math.sqrt(8))
@@ -46,7 +47,7 @@ def test_paired_no_effect_is_not_significant():
     assert r['mean_diff'] == pytest.approx(0.0, abs=1e-12)
     assert r['p_permutation'] > 0.5
     assert r['p_ttest'] > 0.5
-    assert r['prob_improvement'] == 0.5
+    assert r['seed_win_rate'] == 0.5
     assert r['ci_low'] < 0 < r['ci_high']
 
 
@@ -61,9 +62,20 @@ def test_permutation_p_is_exact_enumeration():
     assert r['p_permutation'] == pytest.approx(p_hand, rel=1e-12)
 
 
-def test_ties_count_half_in_prob_improvement():
+def test_ties_count_half_in_seed_win_rate():
     r = paired_comparison([1.0, 2.0, 3.0, 4.0], [0.0, 2.0, 5.0, 3.0])
-    assert r['prob_improvement'] == pytest.approx((1 + 0.5 + 0 + 1) / 4)
+    assert r['seed_win_rate'] == pytest.approx((1 + 0.5 + 0 + 1) / 4)
+    assert 'prob_improvement' not in r                 # a count of seeds, not a probability
+
+
+def test_censored_pairs_count_in_win_rate_not_in_the_tests():
+    # epochs to reach (lower is better): +inf = the run never reached the level
+    variant, baseline = [3.0, np.inf, 4.0, 5.0], [4.0, 6.0, np.inf, np.inf]
+    r = paired_comparison(variant, baseline)
+    assert r['n'] == 1 and r['n_censored'] == 3
+    # variant > baseline on seed 1 only (inf > 6): the share of seeds where variant is higher
+    assert r['seed_win_rate'] == pytest.approx(1 / 4)
+    assert seed_win_rate([np.inf, 2.0, np.nan], [np.inf, 1.0, 0.0]) == pytest.approx(0.75)
 
 
 @pytest.mark.parametrize('n', [0, 1])
@@ -141,25 +153,54 @@ def test_holm_properties(raw):
 
 def test_summarize_basic_and_deterministic():
     x = BASE + DIFF
-    r = summarize(x, seed=1)
-    assert r['n'] == 8
+    r = summarize(x)
+    assert r['n'] == 8 and r['n_censored'] == 0
     assert r['mean'] == pytest.approx(np.mean(x))
     assert r['std'] == pytest.approx(np.std(x, ddof=1))
+    assert r['median'] == pytest.approx(np.median(x))
     assert r['ci_low'] < r['mean'] < r['ci_high']
-    assert summarize(x, seed=1) == r
+    assert summarize(x) == r
+
+
+def test_summarize_ci_is_the_student_t_interval():
+    """The acceptance rule: never narrower than the t-interval (here: equal to it)."""
+    for x in ([0.51, 0.56, 0.58], [0.5, 0.7], BASE):
+        r = summarize(x, confidence=0.9)
+        n, m, s = len(x), np.mean(x), np.std(x, ddof=1)
+        half = sps.t.ppf(0.95, n - 1) * s / math.sqrt(n)
+        assert r['ci_low'] == pytest.approx(m - half, rel=1e-12)
+        assert r['ci_high'] == pytest.approx(m + half, rel=1e-12)
+        lo, hi = sps.t.interval(0.9, n - 1, loc=m, scale=sps.sem(x))
+        assert (r['ci_low'], r['ci_high']) == pytest.approx((lo, hi), rel=1e-9)
+    # 3 seeds: the t-interval is ~2.5-3x wider than a bootstrap of the same 3 values
+    x = np.array([0.51, 0.56, 0.58])
+    boot = sps.bootstrap((x,), np.mean, method='percentile', rng=np.random.default_rng(0))
+    t_width = np.diff(t_interval(x))[0]
+    assert t_width > 2 * np.diff([boot.confidence_interval.low, boot.confidence_interval.high])[0]
 
 
 def test_summarize_constant_and_tiny():
     c = summarize([0.7, 0.7, 0.7, 0.7])
     assert c['ci_low'] == c['ci_high'] == pytest.approx(0.7) and c['std'] == 0.0
     one = summarize([0.7])
-    assert one['mean'] == 0.7 and one['n'] == 1
+    assert one['mean'] == 0.7 and one['n'] == 1 and one['median'] == 0.7
     assert math.isnan(one['std']) and math.isnan(one['ci_low']) and math.isnan(one['ci_high'])
     empty = summarize([])
-    assert empty['n'] == 0 and math.isnan(empty['mean'])
-    two = summarize([0.5, 0.7])                      # percentile bootstrap
-    assert 0.5 <= two['ci_low'] <= two['ci_high'] <= 0.7
+    assert empty['n'] == 0 and math.isnan(empty['mean']) and math.isnan(empty['median'])
+    two = summarize([0.5, 0.7])
+    assert two['ci_low'] < 0.5 and two['ci_high'] > 0.7       # t with 1 df: very wide
     assert summarize([0.5, np.nan, 0.7])['n'] == 2
+    assert all(math.isnan(v) for v in t_interval([1.0]))
+
+
+def test_summarize_counts_censored_runs_instead_of_dropping_them():
+    r = summarize([3.0, 5.0, np.inf, np.nan])                # NaN: no curve at all
+    assert r['n'] == 3 and r['n_censored'] == 1
+    assert r['median'] == 5.0                                # censored at +inf
+    assert r['mean'] == math.inf
+    assert math.isnan(r['ci_low']) and math.isnan(r['std'])
+    most = summarize([3.0, np.inf, np.inf])
+    assert most['median'] == math.inf and most['n_censored'] == 2
 
 
 # --------------------------------------------------------------------------- image bootstrap
@@ -190,6 +231,95 @@ def test_image_bootstrap_tiny():
     assert math.isnan(r['ci_low']) and math.isnan(r['p_boot'])
     with pytest.raises(ValueError):
         paired_image_bootstrap([0.5, 0.6], [0.4])
+
+
+def _mmpose_pck(hits: np.ndarray) -> float:
+    """MMPose's PCK from (N, K) hits with NaN where unlabelled: per-joint share, mean over
+    labelled joints (keypoint_pck_accuracy's average)."""
+    from mmpose.evaluation.functional import keypoint_pck_accuracy
+    n, k = hits.shape
+    gt = np.zeros((n, k, 2))
+    pred = gt.copy()
+    pred[..., 0] = np.where(hits == 1, 0.05, 0.5)           # distance 0.05 or 0.5 of norm 1
+    _, avg, _ = keypoint_pck_accuracy(pred, gt, np.isfinite(hits), 0.1, np.ones((n, 2)))
+    return float(avg)
+
+
+def test_image_bootstrap_estimates_the_headline_pck_itself():
+    """The point estimate is the difference of MMPose's PCK (joint mean of per-joint
+    accuracies), averaged over the paired seeds -- not a mean of per-image PCKs."""
+    rng = np.random.default_rng(4)
+    s, n, k = 3, 60, 5
+    labelled = rng.random((n, k)) > 0.3
+    labelled[:, 4] = False
+    labelled[:3, 4] = True                                   # joint 4: labelled 3 times only
+    v = np.where(labelled, (rng.random((s, n, k)) < 0.7).astype(float), np.nan)
+    b = np.where(labelled, (rng.random((s, n, k)) < 0.5).astype(float), np.nan)
+    r = paired_image_bootstrap(v, b, n_resamples=500)
+    expected = np.mean([_mmpose_pck(v[i]) - _mmpose_pck(b[i]) for i in range(s)])
+    assert r['mean_diff'] == pytest.approx(expected, abs=1e-12)
+    per_image = np.nanmean(v, axis=2).mean() - np.nanmean(b, axis=2).mean()
+    assert abs(per_image - expected) > 1e-3                  # the old, different statistic
+    assert r['n'] == n and r['ci_low'] < r['mean_diff'] < r['ci_high']
+
+
+def test_image_bootstrap_resamples_instances_jointly():
+    # one run pair, two keypoints; a resample is a multiset of instances: check one by hand
+    v = np.array([[1.0, np.nan], [0.0, 1.0], [1.0, 1.0]])
+    b = np.zeros_like(v)
+    b[np.isnan(v)] = np.nan
+    r = paired_image_bootstrap(v, b, n_resamples=4000, seed=1)
+    # full sample: joint 0: 2/3, joint 1: 2/2 -> (2/3 + 1) / 2 against 0
+    assert r['mean_diff'] == pytest.approx((2 / 3 + 1) / 2)
+    assert 0 < r['ci_low'] <= r['mean_diff'] <= r['ci_high'] <= 1
+    with pytest.raises(ValueError):
+        paired_image_bootstrap(np.zeros((2, 3, 4, 5)), np.zeros((2, 3, 4, 5)))
+
+
+# -------------------------------------------------------------------------------------- AUROC
+
+def test_auroc_hand_examples():
+    assert auroc([0.9, 0.8, 0.3, 0.1], [1, 1, 0, 0]) == 1.0
+    assert auroc([0.1, 0.2, 0.8, 0.9], [1, 1, 0, 0]) == 0.0
+    # pairs (hit, miss): (0.9, 0.5) win, (0.9, 0.3) win, (0.4, 0.5) loss, (0.4, 0.3) win
+    assert auroc([0.9, 0.4, 0.5, 0.3], [1, 1, 0, 0]) == pytest.approx(3 / 4)
+    assert auroc([0.5, 0.5], [1, 0]) == 0.5                   # a tie counts one half
+    assert math.isnan(auroc([0.1, 0.2], [1, 1]))              # no misses
+    # only the order matters: a monotone transform (heatmap max vs probability) changes nothing
+    rng = np.random.default_rng(0)
+    s = rng.random(500)
+    h = rng.random(500) < s
+    assert auroc(3 * s - 7, h) == pytest.approx(auroc(s, h))
+    assert auroc(np.exp(s), h) == pytest.approx(auroc(s, h))
+
+
+def test_roc_curve_area_is_auroc():
+    rng = np.random.default_rng(1)
+    s = np.round(rng.random(300), 2)                          # with ties
+    h = rng.random(300) < s
+    fpr, tpr = roc_curve(s, h)
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0, 0, 1, 1)
+    assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0)
+    assert np.trapz(tpr, fpr) == pytest.approx(auroc(s, h), abs=1e-12)
+
+
+# ------------------------------------------------------------------------------- recalibration
+
+def test_isotonic_recalibration_is_monotone_and_fixes_a_distorted_score():
+    rng = np.random.default_rng(2)
+    p = rng.random(20_000)
+    h = rng.random(p.size) < p
+    raw = p ** 4                                              # same order, badly calibrated
+    cal = fit_isotonic(raw[:10_000], h[:10_000])
+    out = cal(raw[10_000:])
+    assert np.all(np.diff(cal(np.sort(raw))) >= -1e-12)       # non-decreasing
+    assert calibration(raw[10_000:], h[10_000:])['ece'] > 0.15
+    assert calibration(out, h[10_000:])['ece'] < 0.03
+    assert auroc(out, h[10_000:]) == pytest.approx(auroc(raw[10_000:], h[10_000:]), abs=0.01)
+    # pool-adjacent-violators by hand: [1, 0] at scores [0.1, 0.2] pools to 0.5, 0.5
+    two = fit_isotonic([0.1, 0.2, 0.3], [1, 0, 1])
+    np.testing.assert_allclose(two([0.1, 0.2, 0.3, 0.0, 0.9]), [0.5, 0.5, 1, 0.5, 1])
+    assert fit_isotonic([], []) is None
 
 
 # --------------------------------------------------------------------------------- calibration
@@ -235,9 +365,9 @@ def test_epochs_to_reach():
     epochs, vals = [1, 2, 3, 4, 5], [0.1, 0.3, 0.5, 0.4, 0.6]
     assert epochs_to_reach(epochs, vals, 0.3) == 2.0          # >= counts
     assert epochs_to_reach(epochs, vals, 0.45) == 3.0
-    assert math.isnan(epochs_to_reach(epochs, vals, 0.7))
+    assert epochs_to_reach(epochs, vals, 0.7) == math.inf     # censored, not missing
     assert epochs_to_reach([30, 10, 20], [0.9, np.nan, 0.8], 0.5) == 20.0   # sorted, NaN skipped
-    assert math.isnan(epochs_to_reach([], [], 0.1))
+    assert math.isnan(epochs_to_reach([], [], 0.1))           # nothing measured
 
 
 # ----------------------------------------------------------------------- significance_sentence

@@ -65,12 +65,25 @@ class PixelClassLabel(BaseKeypointCodec):
     per keypoint before the formula above: :math:`G_j = \max_n G_{n,j}`, as
     ``MSRAHeatmap`` merges its heatmaps.
 
-    Decoding takes the arg-max pixel of each keypoint channel :math:`P_j` and
-    refines it on :math:`\log P_j`: one Newton step with the 3x3 finite
-    difference gradient and Hessian (as DARK; exact for a Gaussian) and, on
-    an axis where the arg-max is a border pixel, the two-point formula with
-    the codec's sigma. Offsets are limited to 1 pixel. The score is
-    :math:`P_j` at the arg-max pixel: a probability, not rescaled.
+    Decoding first inverts the mixture exactly. Per pixel, the ratios
+    :math:`r_j = P_j / \sum_k P_k = G_j / S` are known and
+    :math:`S = \sum_k G_k` is the one unknown: it is the root :math:`T` of
+    :math:`\prod_k (1 - r_k T) = P_0` on :math:`[0, 1 / \max_k r_k)`, where
+    the left side falls monotonically from 1 to 0 (safeguarded Newton
+    iterations on its logarithm, in float64). Then :math:`G_j = r_j T`. On an
+    exact target this recovers every Gaussian, however many keypoints share a
+    pixel; refining on :math:`P_j` instead would push neighbouring keypoints
+    apart, since they share the pixel's mass. On a network's softmax, which
+    is no exact mixture, the same steps give the Gaussians that best explain
+    it pixel by pixel, clamped to [0, 1] (never NaN or inf).
+
+    Each keypoint is then the arg-max pixel of its :math:`G_j`, refined on
+    :math:`\log G_j` (``decode_refine``): one Newton step with the 3x3 finite
+    difference gradient and Hessian (DARK's second-order Taylor step, exact
+    for a Gaussian) and, on an axis where the arg-max is a border pixel, the
+    two-point formula with the codec's sigma. Offsets are limited to 1 pixel.
+    The score is :math:`P_j` at the arg-max pixel: a probability, not
+    rescaled.
 
     Note:
 
@@ -103,6 +116,10 @@ class PixelClassLabel(BaseKeypointCodec):
             is at most 1e-4
         decode_refine (bool): Whether to refine decoded keypoints to
             sub-pixel accuracy. Defaults to ``True``
+        decode_exact (bool): Whether to recover the Gaussians :math:`G_j`
+            from the probabilities before the arg-max and the refinement
+            (above). ``False`` decodes :math:`P_j` itself, as versions before
+            0.2 did (biased where keypoints crowd). Defaults to ``True``
     """
 
     label_mapping_table = dict(keypoint_weights='keypoint_weights', )
@@ -115,7 +132,8 @@ class PixelClassLabel(BaseKeypointCodec):
                  target: str = 'soft',
                  bg_threshold: float = 0.5,
                  window: Optional[float] = None,
-                 decode_refine: bool = True) -> None:
+                 decode_refine: bool = True,
+                 decode_exact: bool = True) -> None:
         super().__init__()
         if target not in ('soft', 'hard'):
             raise ValueError(f'{self.__class__.__name__}: target must be '
@@ -134,6 +152,7 @@ class PixelClassLabel(BaseKeypointCodec):
         self.bg_threshold = float(bg_threshold)
         self.window = window
         self.decode_refine = decode_refine
+        self.decode_exact = decode_exact
 
         W, H = self.heatmap_size
         w, h = self.input_size
@@ -418,12 +437,14 @@ class PixelClassLabel(BaseKeypointCodec):
         K = C - 1
         M = B * K
         P = probs[:, 1:].reshape(M, H * W)
-        am = P.argmax(1)
+        maps = recover_gaussians(probs).reshape(M, H * W) \
+            if self.decode_exact else P
+        am = maps.argmax(1)
         m = np.arange(M)
         scores = P[m, am]
         y, x = np.divmod(am, W)
         if self.decode_refine and W >= 3 and H >= 3 and M > 0:
-            locs = self._refine(P, m, x, y, scores)
+            locs = self._refine(maps, m, x, y, maps[m, am])
         else:
             locs = np.stack((x, y), axis=-1).astype(np.float64)
         locs[scores <= 0] = -1
@@ -434,7 +455,9 @@ class PixelClassLabel(BaseKeypointCodec):
     def _refine(self, P: np.ndarray, m: np.ndarray, x: np.ndarray,
                 y: np.ndarray, scores: np.ndarray) -> np.ndarray:
         """Sub-pixel refinement of the arg-max pixels (x, y) of the flattened
-        maps P (M, H*W), on L = log P; returns (M, 2) positions.
+        maps P (M, H*W) (the recovered Gaussians, or the probabilities
+        themselves), on L = log P; ``scores`` (M,) are the maps' values at
+        (x, y). Returns (M, 2) positions.
 
         - both coordinates of the arg-max off the border: one Newton step
           with the 3x3 finite-difference gradient and Hessian (DARK) when the
@@ -480,3 +503,57 @@ class PixelClassLabel(BaseKeypointCodec):
         np.clip(off, -1.0, 1.0, out=off)
         off += xy
         return off
+
+
+#: Newton iterations of :func:`recover_gaussians` (it stops earlier once every
+#: pixel has converged; 8-12 are typical).
+_MAX_ITERS = 60
+
+
+def recover_gaussians(probs: np.ndarray) -> np.ndarray:
+    r"""Invert the soft target of :class:`PixelClassLabel`: the Gaussians
+    :math:`G_j` (B, K, H, W) from probabilities (B, K+1, H, W), channel 0 =
+    background.
+
+    Per pixel, :math:`r_j = P_j / \sum_k P_k` and :math:`T = S = \sum_k G_k`
+    solves :math:`g(T) = \sum_k \log(1 - r_k T) - \log P_0 = 0`. On
+    :math:`[0, 1/\max_k r_k)` ``g`` falls strictly from
+    :math:`-\log P_0 \ge 0` to :math:`-\infty`, so the root is unique;
+    Newton steps are kept inside a shrinking bracket (bisection when a step
+    leaves it). The inputs are clamped first (negative or non-finite values
+    to 0, :math:`P_0` to :math:`(0, 1]`), so any input gives finite
+    :math:`G \in [0, 1]`; on an exact target the result matches the encoder's
+    Gaussians to float64 precision.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    probs = np.where(np.isfinite(probs), probs, 0.0)
+    P0 = np.clip(probs[:, 0], 1e-300, 1.0)  # (B, H, W)
+    Pk = np.maximum(probs[:, 1:], 0.0)  # (B, K, H, W)
+    S = Pk.sum(1)
+    r = Pk / np.maximum(S, 1e-300)[:, None]
+    r_max = r.max(1)
+    # nothing to recover where no keypoint has mass or P0 = 1
+    active = (S > 0) & (P0 < 1.0) & (r_max > 0)
+    logP0 = np.log(P0)
+    lo = np.zeros_like(P0)
+    hi = np.where(active, 1.0 / np.maximum(r_max, 1e-300), 0.0)
+    # g(hi) = -inf: start in the lower half, where log1p stays accurate
+    T = 0.5 * hi
+    for _ in range(_MAX_ITERS):
+        rt = np.minimum(r * T[:, None], 1.0 - 1e-15)
+        g = np.log1p(-rt).sum(1) - logP0
+        dg = -(r / (1.0 - rt)).sum(1)
+        # bracket update: g > 0 means the root lies right of T
+        right = g > 0
+        lo = np.where(right, T, lo)
+        hi = np.where(right, hi, T)
+        with np.errstate(divide='ignore', invalid='ignore'):
+            step = T - g / dg
+        bad = ~np.isfinite(step) | (step <= lo) | (step >= hi)
+        T_new = np.where(bad, 0.5 * (lo + hi), step)
+        T_new = np.where(active, T_new, 0.0)
+        done = np.abs(T_new - T) <= 1e-13 * np.maximum(T_new, 1e-300)
+        T = T_new
+        if done.all():
+            break
+    return np.clip(r * T[:, None], 0.0, 1.0)

@@ -12,6 +12,8 @@ from mmengine.dataset import pseudo_collate
 from mmengine.hooks import Hook
 from mmpose.registry import HOOKS
 
+from bench.engine.inference import input_from_original, test_cfg_override, to_input_frame
+
 
 class DivergenceError(RuntimeError):
     """A run produced a non-finite loss or weights; the message is one line."""
@@ -88,7 +90,8 @@ class DVCLiveLoggerHook(Hook):
     writes plain files (``dvcyaml=False``, no experiment saving); ``dvc.yaml`` declares them.
 
     Logged per epoch: the mean of every training log variable (``train/loss``, ``train/loss_kpt``,
-    ``train/acc_pose``, the classification losses' ``bg_part``/``fg_part``...) and every
+    ``train/acc_pose``, the classification losses' ``bg_part``/``fg_part``/``bg_kept``...),
+    ``train/part_ratio`` (mean ``bg_part`` / mean ``fg_part``, when logged) and every
     validation metric (``val/PCK``, ``val/EPE``, ``val/coco/AP``...).
 
     Args:
@@ -125,8 +128,12 @@ class DVCLiveLoggerHook(Hook):
         if self._live is None:
             return
         self._live.step = runner.epoch + 1
-        for key, total in self._sums.items():
-            self._live.log_metric(f'train/{key}', total / max(self._count, 1))
+        means = {key: total / max(self._count, 1) for key, total in self._sums.items()}
+        for key, mean in means.items():
+            self._live.log_metric(f'train/{key}', mean)
+        if means.get('fg_part', 0) > 0 and 'bg_part' in means:
+            # of the epoch means: the balance the optimiser saw over the epoch
+            self._live.log_metric('train/part_ratio', means['bg_part'] / means['fg_part'])
         self._live.log_metric('train/lr', float(runner.optim_wrapper.get_lr()['lr'][0]))
 
     def after_val_epoch(self, runner, metrics=None):
@@ -162,8 +169,9 @@ class HeatmapSnapshotHook(Hook):
 
     Each snapshot is ``<out_dir>/epoch_<e>.npz`` with ``images`` (n, h, w, 3) uint8 RGB model
     inputs, ``heatmaps`` (n, C, H, W) float32 (C = K for regression, K+1 with background first
-    for classification), ``keypoints`` (n, K, 2) predictions and ``gt`` (n, K, 2) targets, both in
-    input-image pixels. The final epoch is always saved.
+    for classification), ``keypoints`` (n, K, 2) predictions and ``gt`` (n, K, 2) annotated
+    keypoints, both in model-input pixels (the frame of ``images``), and ``gt_visible`` (n, K)
+    bool, the labelled keypoints. The final epoch is always saved.
 
     Args:
         out_dir (str): where the snapshots go.
@@ -185,38 +193,20 @@ class HeatmapSnapshotHook(Hook):
         dataset = runner.val_dataloader.dataset
         n = min(self.num_images, len(dataset))
         batch = pseudo_collate([dataset[i] for i in range(n)])
-        head_cfg = model.test_cfg  # the estimator passes its own test_cfg to the head
-        saved = dict(head_cfg)
-        head_cfg.update(output_heatmaps=True, flip_test=False)
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                samples = model.test_step(batch)
-        finally:
-            head_cfg.clear()
-            head_cfg.update(saved)
-            model.train(was_training)
+        with test_cfg_override(model, output_heatmaps=True, flip_test=False), torch.no_grad():
+            samples = model.test_step(batch)
         images = np.stack([x.permute(1, 2, 0).numpy()[..., ::-1] for x in batch['inputs']])
         heatmaps = np.stack([s.pred_fields.heatmaps.cpu().numpy() for s in samples])
-        # predictions are mapped back to the original image; the figures need input-crop coords
+        # Predictions come back in original-image pixels, and so does the validation ground
+        # truth (the val pipeline keeps no `transformed_keypoints`): the figure draws on the
+        # model input, so both go through the warp that made that input.
+        warp = np.stack([input_from_original(s.metainfo) for s in samples])
         kpts = np.stack([s.pred_instances.keypoints[0] for s in samples])
-        gts = np.stack([s.gt_instances.transformed_keypoints[0]
-                        if 'transformed_keypoints' in s.gt_instances else
-                        s.gt_instances.keypoints[0] for s in samples])
-        warp = np.stack([_input_from_original(s) for s in samples])
-        kpts_in = np.einsum('nij,nkj->nki', warp[:, :, :2], kpts) + warp[:, None, :, 2]
+        gts = np.stack([s.gt_instances.keypoints[0] for s in samples])
+        visible = np.stack([np.asarray(s.gt_instances.keypoints_visible[0]) > 0
+                            for s in samples])
         self.out_dir.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(self.out_dir / f'epoch_{epoch:03d}.npz', images=images,
-                            heatmaps=heatmaps.astype(np.float32), keypoints=kpts_in,
-                            gt=gts, epoch=epoch)
-
-
-def _input_from_original(sample) -> np.ndarray:
-    """The (2, 3) affine map from original-image pixels to model-input pixels of a sample."""
-    from mmpose.structures.bbox import get_warp_matrix
-    meta = sample.metainfo
-    w, h = meta['input_size']
-    return get_warp_matrix(np.asarray(meta['input_center'], np.float32),
-                           np.asarray(meta['input_scale'], np.float32), 0.0,
-                           output_size=(w, h))
+                            heatmaps=heatmaps.astype(np.float32),
+                            keypoints=to_input_frame(kpts, warp), gt=to_input_frame(gts, warp),
+                            gt_visible=visible, epoch=epoch)

@@ -7,9 +7,21 @@ Inputs of every loss:
   (see :class:`bench.codecs.PixelClassLabel`)
 - ``target_weights``: optional (B, K) keypoint weights
 
-A pixel is *positive* (foreground) when its background target probability
-``target[:, 0]`` is below ``pos_threshold`` (0.5), otherwise it is a
-background pixel.
+What a network can reduce: :class:`PixelCrossEntropyLoss` works on the
+per-pixel KL divergence ``KL(t || p) = CE(t, p) - H(t)``. A soft target has
+entropy, so its cross-entropy never reaches 0; the KL does, for a perfectly
+predicted pixel, whatever its target. Ranking (hard negative mining), the
+balancing weights and the logged parts all use the KL, and the gradient is
+exactly the cross-entropy's (H(t) does not depend on the logits).
+
+Background and positives: a pixel is *background* when its background target
+``target[:, 0]`` is at least ``bg_threshold`` (0.9 by default), otherwise it
+is *positive*. Why 0.9: for an isolated keypoint the background target is
+``1 - G`` and the keypoint mass of a 2-D Gaussian outside its level ``G = g``
+is ``g`` times the total, so the positives (``G > 0.1``) hold 90% of every
+keypoint's target mass and the background pixels at most 10%; a split at
+0.5 (``G > 0.5``) would leave half of the mass to "background" and count the
+Gaussian's whole shoulder as background to be mined away.
 
 Keypoint weights: a keypoint with weight 0 (not labelled, or outside the
 heatmap) already has an all-zero target channel. With
@@ -23,9 +35,11 @@ Only ``weight > 0`` vs ``== 0`` matters; positive weights are not used as
 loss multipliers.
 
 After every forward pass each loss stores detached diagnostics in
-``self.last_parts = {'bg': ..., 'fg': ...}``: the mean per-pixel loss over
-all background / all positive pixels of the batch (0 when there are none),
-before mining, balancing and ``loss_weight``.
+``self.last_parts``: ``bg`` and ``fg``, the background and positive pixels'
+contributions to the loss (they add up to it, before ``loss_weight``), and
+``bg_kept``, the fraction of the batch's background pixels that count in the
+loss (1 without mining). The head logs them every iteration, DVCLive per
+epoch; the report draws them, so that mining and balancing are seen working.
 """
 import math
 from typing import Dict, Optional
@@ -59,29 +73,40 @@ def _check_shapes(output: Tensor, target: Tensor) -> None:
                          f'{tuple(target.shape)}')
 
 
-def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
-    """Mean of ``values`` over ``mask`` (0 when the mask is empty)."""
-    mask = mask.to(values.dtype)
-    return (values * mask).sum() / mask.sum().clamp(min=1.0)
+def pixel_kl(logp: Tensor, target: Tensor) -> Tensor:
+    """Per-pixel ``KL(target || softmax)`` (B, H, W) from log-probabilities and
+    targets (B, K + 1, H, W): ``sum_c t_c (log t_c - log p_c)``, 0 terms
+    where ``t_c = 0``."""
+    target = target.float()
+    return (torch.xlogy(target, target) - target * logp).sum(dim=1)
 
 
-def _parts(pixel_loss: Tensor, pos: Tensor) -> Dict[str, Tensor]:
+def _parts(pixel_loss: Tensor, weight: Tensor, bg: Tensor,
+           kept: Tensor) -> Dict[str, Tensor]:
+    """Contributions of background / positive pixels to ``sum(weight *
+    pixel_loss)`` and the fraction of background pixels kept (detached)."""
     with torch.no_grad():
-        pixel_loss = pixel_loss.detach()
+        contrib = pixel_loss.detach() * weight
+        n_bg = bg.sum()
         return dict(
-            bg=_masked_mean(pixel_loss, ~pos), fg=_masked_mean(pixel_loss, pos))
+            bg=(contrib * bg).sum(),
+            fg=(contrib * ~bg).sum(),
+            bg_kept=torch.where(n_bg > 0, (kept & bg).sum() / n_bg.clamp(min=1),
+                                torch.ones((), device=bg.device)))
 
 
 @MODELS.register_module()
 class PixelCrossEntropyLoss(nn.Module):
-    r"""Per-pixel (soft-target) cross-entropy over K + 1 classes,
-    :math:`-\sum_c t_c \log \mathrm{softmax}(z)_c`, averaged over pixels.
+    r"""Per-pixel (soft-target) cross-entropy over K + 1 classes, computed as
+    the KL divergence :math:`\sum_c t_c (\log t_c - \log \mathrm{softmax}
+    (z)_c)` (same gradient, 0 for a perfect prediction; see the module
+    docstring), averaged over pixels.
 
     Args:
         neg_pos_ratio (float, optional): Online hard negative mining. Per
             image, keep every positive pixel and the
             ``ceil(neg_pos_ratio * num_positives)`` background pixels with the
-            highest loss (``min_negatives`` of them when the image has no
+            highest KL (``min_negatives`` of them when the image has no
             positive pixel; never more than the image has); the loss is the
             mean over the kept pixels of the whole batch. ``None`` (default)
             keeps every pixel
@@ -92,8 +117,9 @@ class PixelCrossEntropyLoss(nn.Module):
             the other part gets the full weight. Defaults to False
         min_negatives (int): Background pixels kept by mining in an image
             without positive pixels. Defaults to 64
-        pos_threshold (float): A pixel is positive when its background target
-            is below this value. Defaults to 0.5
+        bg_threshold (float): A pixel is background when its background
+            target is at least this value, positive otherwise (module
+            docstring). Defaults to 0.9
         use_target_weight (bool): Mask zero-weight keypoint channels out of
             the softmax (see module docstring). Defaults to False
         loss_weight (float): Weight of the loss. Defaults to 1.0
@@ -103,16 +129,18 @@ class PixelCrossEntropyLoss(nn.Module):
                  neg_pos_ratio: Optional[float] = None,
                  balance: bool = False,
                  min_negatives: int = 64,
-                 pos_threshold: float = 0.5,
+                 bg_threshold: float = 0.9,
                  use_target_weight: bool = False,
                  loss_weight: float = 1.0):
         super().__init__()
         if neg_pos_ratio is not None and neg_pos_ratio < 0:
             raise ValueError('neg_pos_ratio must be >= 0')
+        if not 0.0 < bg_threshold <= 1.0:
+            raise ValueError(f'bg_threshold must be in (0, 1], got {bg_threshold}')
         self.neg_pos_ratio = neg_pos_ratio
         self.balance = balance
         self.min_negatives = int(min_negatives)
-        self.pos_threshold = pos_threshold
+        self.bg_threshold = float(bg_threshold)
         self.use_target_weight = use_target_weight
         self.loss_weight = loss_weight
         self.last_parts: Dict[str, Tensor] = {}
@@ -121,9 +149,13 @@ class PixelCrossEntropyLoss(nn.Module):
                    output: Tensor,
                    target: Tensor,
                    target_weights: Optional[Tensor] = None) -> Tensor:
-        """Per-pixel cross-entropy (B, H, W), float32."""
+        """Per-pixel KL divergence (B, H, W), float32."""
         logp = _log_probs(output, target_weights, self.use_target_weight)
-        return -(target.float() * logp).sum(dim=1)
+        return pixel_kl(logp, target)
+
+    def background(self, target: Tensor) -> Tensor:
+        """Background pixels (B, H, W) bool; the others are positive."""
+        return target[:, 0] >= self.bg_threshold
 
     def hard_negative_mask(self, pixel_loss: Tensor, pos: Tensor) -> Tensor:
         """Pixels kept by online hard negative mining, (B, H, W) bool."""
@@ -146,6 +178,25 @@ class PixelCrossEntropyLoss(nn.Module):
             keep = pos_f | (rank < k[:, None])
         return keep.reshape(pos.shape)
 
+    def pixel_weights(self, pixel_loss: Tensor, bg: Tensor) -> tuple:
+        """Per-pixel loss weights (B, H, W) and the kept mask: the loss is
+        ``sum(weights * pixel_loss)``."""
+        pos = ~bg
+        if self.neg_pos_ratio is not None:
+            keep = self.hard_negative_mask(pixel_loss, pos)
+        else:
+            keep = torch.ones_like(pos)
+        keep_f = keep.float()
+        if self.balance:
+            fg_k, bg_k = keep_f * pos, keep_f * bg
+            n_fg, n_bg = fg_k.sum(), bg_k.sum()
+            parts = (n_fg > 0).float() + (n_bg > 0).float()
+            weight = (fg_k / n_fg.clamp(min=1.0) + bg_k / n_bg.clamp(min=1.0)) \
+                / parts.clamp(min=1.0)
+        else:
+            weight = keep_f / keep_f.sum().clamp(min=1.0)
+        return weight, keep
+
     def forward(self,
                 output: Tensor,
                 target: Tensor,
@@ -159,42 +210,32 @@ class PixelCrossEntropyLoss(nn.Module):
             Tensor: scalar loss
         """
         _check_shapes(output, target)
-        ce = self.pixel_loss(output, target, target_weights)
-        pos = target[:, 0] < self.pos_threshold
-        self.last_parts = _parts(ce, pos)
-
-        if self.neg_pos_ratio is not None:
-            keep = self.hard_negative_mask(ce, pos)
-        else:
-            keep = torch.ones_like(pos)
-
-        if self.balance:
-            fg, bg = keep & pos, keep & ~pos
-            has_fg = fg.any().float()
-            has_bg = bg.any().float()
-            loss = (has_fg * _masked_mean(ce, fg) + has_bg *
-                    _masked_mean(ce, bg)) / (has_fg + has_bg).clamp(min=1.0)
-        elif self.neg_pos_ratio is not None:
-            loss = _masked_mean(ce, keep)
-        else:
-            loss = ce.mean()
-        return loss * self.loss_weight
+        kl = self.pixel_loss(output, target, target_weights)
+        bg = self.background(target)
+        weight, keep = self.pixel_weights(kl, bg)
+        self.last_parts = _parts(kl, weight, bg, keep)
+        return (kl * weight).sum() * self.loss_weight
 
 
 @MODELS.register_module()
 class PixelFocalLoss(nn.Module):
     r"""Per-pixel focal cross-entropy with soft targets,
     :math:`-\sum_c \alpha_c t_c (1 - p_c)^\gamma \log p_c`, averaged over
-    pixels. With ``gamma=0`` and ``alpha=None`` it equals
-    :class:`PixelCrossEntropyLoss` (without mining / balancing).
+    pixels. With ``gamma=0`` and ``alpha=None`` it is the soft cross-entropy,
+    which differs from :class:`PixelCrossEntropyLoss` (without mining /
+    balancing) by the mean target entropy, a constant: same gradient. Its
+    per-pixel values are not made 0 at a perfect prediction (the focal loss
+    of a soft target is not minimised at ``p = t``), so its logged parts
+    are focal-loss values.
 
     Args:
         gamma (float): Focusing parameter. Defaults to 2.0
         alpha (float, optional): Class weighting: keypoint channels are
             weighted by ``alpha`` and the background channel by
             ``1 - alpha``. ``None`` (default) weighs all classes by 1
-        pos_threshold (float): Threshold on the background target defining
-            positive pixels (only used for ``last_parts``). Defaults to 0.5
+        bg_threshold (float): Background / positive split of the logged
+            parts (as :class:`PixelCrossEntropyLoss`; the loss itself does not
+            use it). Defaults to 0.9
         use_target_weight (bool): Mask zero-weight keypoint channels out of
             the softmax (see module docstring). Defaults to False
         loss_weight (float): Weight of the loss. Defaults to 1.0
@@ -203,7 +244,7 @@ class PixelFocalLoss(nn.Module):
     def __init__(self,
                  gamma: float = 2.0,
                  alpha: Optional[float] = None,
-                 pos_threshold: float = 0.5,
+                 bg_threshold: float = 0.9,
                  use_target_weight: bool = False,
                  loss_weight: float = 1.0):
         super().__init__()
@@ -213,7 +254,7 @@ class PixelFocalLoss(nn.Module):
             raise ValueError('alpha must be in [0, 1]')
         self.gamma = float(gamma)
         self.alpha = alpha
-        self.pos_threshold = pos_threshold
+        self.bg_threshold = float(bg_threshold)
         self.use_target_weight = use_target_weight
         self.loss_weight = loss_weight
         self.last_parts: Dict[str, Tensor] = {}
@@ -251,5 +292,7 @@ class PixelFocalLoss(nn.Module):
         """
         _check_shapes(output, target)
         fl = self.pixel_loss(output, target, target_weights)
-        self.last_parts = _parts(fl, target[:, 0] < self.pos_threshold)
+        bg = target[:, 0] >= self.bg_threshold
+        weight = torch.full_like(fl, 1.0 / fl.numel())
+        self.last_parts = _parts(fl, weight, bg, torch.ones_like(bg))
         return fl.mean() * self.loss_weight

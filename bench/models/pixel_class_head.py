@@ -37,9 +37,10 @@ class PixelClassHead(HeatmapHead):
       also returned in ``pred_fields.heatmaps``.
     - :meth:`loss` returns ``loss_kpt``, ``acc_pose`` (PCK on the K keypoint
       probability channels, as ``HeatmapHead``) and, when the loss module
-      exposes ``last_parts``, ``bg_part`` / ``fg_part`` (mean per-pixel loss
-      over background / positive pixels; named without "loss" so MMEngine
-      logs them without adding them to the total loss).
+      exposes ``last_parts``, ``bg_part`` / ``fg_part`` (the background and
+      positive pixels' contributions to the loss) and ``bg_kept`` (share of
+      background pixels kept by hard negative mining); named without "loss"
+      so MMEngine logs them without adding them to the total loss.
 
     Args:
         in_channels (int | Sequence[int]): Number of input channels
@@ -157,8 +158,8 @@ class PixelClassHead(HeatmapHead):
 
         Returns:
             dict: ``loss_kpt``, ``acc_pose`` (if ``train_cfg['compute_acc']``,
-            default True) and ``bg_part`` / ``fg_part`` when the loss module
-            provides them.
+            default True) and ``bg_part`` / ``fg_part`` / ``bg_kept`` when the
+            loss module provides them.
         """
         logits = self.forward(feats)
         gt = torch.stack([d.gt_fields.heatmaps for d in batch_data_samples])
@@ -172,6 +173,8 @@ class PixelClassHead(HeatmapHead):
         parts = getattr(self.loss_module, 'last_parts', None)
         if parts:
             losses.update(bg_part=parts['bg'], fg_part=parts['fg'])
+            if 'bg_kept' in parts:
+                losses.update(bg_kept=parts['bg_kept'])
 
         if train_cfg.get('compute_acc', True):
             probs = logits.detach().float().softmax(dim=1)[:, 1:]

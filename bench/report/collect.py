@@ -8,8 +8,15 @@ One run is ``<runs_root>/<method>/seed<k>/`` with ``train/status.json``, ``metri
   with one line naming the run (the study is incomplete: nothing is reported);
 - a run whose status is not ``ok`` (diverged) is kept in :attr:`Study.runs` with its message and
   left out of every other table (the report lists it under "Failed runs");
-- optional inputs (a learning-curve TSV, snapshots) may be missing: their tables simply have
-  no rows for that run.
+- optional inputs (a learning-curve TSV, snapshots, ``eval/keypoints_val.npz``, the
+  classification heads' ``eval/pixel_calibration.npz``) may be missing: their tables simply
+  have no rows for that run, and the metrics computed from them are NaN.
+
+Per-run metrics: the PCKs, AUC, EPE, mean OKS, AP (and pixel ECE) of ``metrics.json``; the
+confidence metrics of :func:`confidence_metrics`; ``epochs_to_PCK<x>``, +inf for a run whose
+validation PCK never reached x (censored, kept: see :func:`bench.report.stats.summarize`).
+Every PCK is MMPose's (``keypoint_pck_accuracy``: per keypoint type the share of labelled
+instances strictly closer than the threshold, then the mean over keypoint types).
 
 Everything is returned sorted by (method order as given, seed, ...), so the report built from a
 :class:`Study` does not depend on file-system listing order.
@@ -30,8 +37,13 @@ from bench.errors import RunError
 from bench.report import stats
 
 # Scalar test metrics read from metrics.json, besides the PCK@<thr> entries.
-FILE_METRICS = ('AUC', 'EPE', 'AP', 'AP50', 'AP75')
-# PCK threshold of the calibration "hit" and of the per-joint table (MMPose's per-joint PCK).
+FILE_METRICS = ('AUC', 'EPE', 'mean_OKS', 'AP', 'AP50', 'AP75')
+# Confidence metrics computed here from eval/keypoints*.npz (see confidence_metrics).
+CONFIDENCE_METRICS = ('AUROC', 'ECE_cal', 'Brier_cal', 'ECE_raw')
+# Read from metrics.json; only classification heads have it (NaN for the others).
+PIXEL_METRICS = ('pixel_ECE',)
+_LOWER_IS_BETTER = {'EPE', 'ECE_cal', 'Brier_cal', 'ECE_raw', 'pixel_ECE'}
+# PCK threshold of the confidence "hit" and of the per-joint table (MMPose's per-joint PCK).
 HIT_THRESHOLD = 0.1
 # DVCLive name (path under live/plots/metrics without .tsv) of the validation PCK curve.
 VAL_PCK = 'val/PCK'
@@ -50,38 +62,89 @@ def reach_metric(pck_reach: float) -> str:
 
 def metric_names(pck_thresholds: Sequence[float], pck_reach: float) -> list[str]:
     """Every per-run metric of the report, in table order."""
-    return [*(pck_metric(t) for t in pck_thresholds), *FILE_METRICS, 'ECE', 'Brier',
-            reach_metric(pck_reach)]
+    return [*(pck_metric(t) for t in pck_thresholds), *FILE_METRICS, *CONFIDENCE_METRICS,
+            *PIXEL_METRICS, reach_metric(pck_reach)]
 
 
 def higher_is_better(metric: str) -> bool:
-    return not (metric in ('EPE', 'ECE', 'Brier') or metric.startswith('epochs_to'))
+    return not (metric in _LOWER_IS_BETTER or is_censored(metric))
 
 
-def per_image_metric(dists: np.ndarray, metric: str, curve_thresholds=None) -> np.ndarray | None:
-    """(N,) the metric per test instance from (N, K) normalised distances (-1: unlabelled).
+def is_censored(metric: str) -> bool:
+    """Whether a metric's per-run value can be censored (+inf: the run never got there)."""
+    return metric.startswith('epochs_to')
 
-    ``PCK@t``: share of the instance's labelled keypoints within t; ``AUC``: the mean of that
-    over ``curve_thresholds``. NaN for an instance without labelled keypoints. ``None`` for a
-    metric that has no per-image form here (EPE is in pixels, AP is a dataset-level score).
+
+def hits(dists: np.ndarray, threshold: float = HIT_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
+    """(labelled, hit): (N, K) bool masks from (N, K) normalised distances (-1: unlabelled).
+    A hit is what PCK@threshold counts: a labelled keypoint strictly closer than threshold."""
+    d = np.asarray(dists, dtype=float)
+    labelled = d >= 0
+    return labelled, labelled & (d < threshold)
+
+
+def keypoint_values(dists: np.ndarray, metric: str, curve_thresholds=None) -> np.ndarray | None:
+    """(N, K) per-keypoint values whose joint-mean statistic (MMPose's: per keypoint type the
+    mean over its labelled instances, then the mean over keypoint types) is ``metric``.
+
+    ``PCK@t``: 1.0 for a hit (distance < t), else 0.0; ``AUC``: the share of
+    ``curve_thresholds`` that the keypoint's distance is below (the joint-mean of it is the
+    mean of the PCK curve, since the labelled set does not depend on the threshold). NaN where
+    the keypoint is not labelled. ``None`` for a metric that is not such a statistic (EPE is
+    pooled over keypoints in pixels; AP is a dataset-level score; mean OKS averages instances).
     """
     d = np.asarray(dists, dtype=float)
     labelled = d >= 0
-    count = labelled.sum(axis=1)
 
-    def pck(t: float) -> np.ndarray:
-        hits = (labelled & (d <= t)).sum(axis=1)
-        with np.errstate(invalid='ignore', divide='ignore'):
-            return np.where(count > 0, hits / np.maximum(count, 1), np.nan)
+    def below(t: float) -> np.ndarray:
+        return (d < t).astype(float)
 
     if metric.startswith('PCK@'):
         try:
-            return pck(float(metric[4:]))
+            t = float(metric[4:])
         except ValueError:
             return None
+        return np.where(labelled, below(t), np.nan)
     if metric == 'AUC' and curve_thresholds is not None and len(curve_thresholds):
-        return np.mean([pck(float(t)) for t in curve_thresholds], axis=0)
+        share = np.mean([below(float(t)) for t in curve_thresholds], axis=0)
+        return np.where(labelled, share, np.nan)
     return None
+
+
+def calibrated(test_kp: dict, val_kp: dict | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """(probabilities, hits) of the labelled test keypoints, the scores mapped to P(hit) by
+    isotonic regression fitted on the *validation* split's (score, hit) pairs; None without a
+    validation dump."""
+    if val_kp is None:
+        return None
+    v_lab, v_hit = hits(val_kp['dists'])
+    fit = stats.fit_isotonic(np.asarray(val_kp['scores'], float)[v_lab], v_hit[v_lab])
+    if fit is None:
+        return None
+    t_lab, t_hit = hits(test_kp['dists'])
+    return fit(np.asarray(test_kp['scores'], float)[t_lab]), t_hit[t_lab].astype(float)
+
+
+def confidence_metrics(test_kp: dict, val_kp: dict | None) -> dict[str, float]:
+    """The confidence metrics of one run (labelled test keypoints, hit = PCK@0.1 hit):
+
+    - ``AUROC``: does the keypoint score rank hits above misses (order only: comparable across
+      formulations);
+    - ``ECE_cal`` / ``Brier_cal``: ECE and Brier score of the scores recalibrated by isotonic
+      regression fitted on the validation split (NaN without ``val_kp``);
+    - ``ECE_raw``: ECE of the raw scores clipped to [0, 1]; heatmap maxima and peak
+      probabilities are not on one scale, so it does not compare across formulations.
+    """
+    lab, hit = hits(test_kp['dists'])
+    scores = np.asarray(test_kp['scores'], float)[lab]
+    out = {'AUROC': stats.auroc(scores, hit[lab]),
+           'ECE_raw': stats.calibration(scores, hit[lab].astype(float))['ece'],
+           'ECE_cal': math.nan, 'Brier_cal': math.nan}
+    cal = calibrated(test_kp, val_kp)
+    if cal is not None:
+        c = stats.calibration(*cal)
+        out['ECE_cal'], out['Brier_cal'] = c['ece'], c['brier']
+    return out
 
 
 @dataclass
@@ -101,8 +164,13 @@ class Study:
     curves: pd.DataFrame
     # method, seed, threshold, pck: the test PCK-vs-threshold curve
     pck_curves: pd.DataFrame
-    # (method, seed) -> arrays of eval/keypoints.npz
+    # (method, seed) -> arrays of eval/keypoints.npz (test split)
     keypoints: dict[tuple[str, int], dict[str, np.ndarray]] = field(default_factory=dict)
+    # (method, seed) -> arrays of eval/keypoints_val.npz (validation split), when recorded
+    val_keypoints: dict[tuple[str, int], dict[str, np.ndarray]] = field(default_factory=dict)
+    # (method, seed) -> arrays of eval/pixel_calibration.npz (classification heads only)
+    pixel_calibration: dict[tuple[str, int], dict[str, np.ndarray]] = field(
+        default_factory=dict)
     # (method, seed) -> sorted epochs that have a snapshot
     snapshot_epochs: dict[tuple[str, int], list[int]] = field(default_factory=dict)
     joints: list[str] = field(default_factory=list)
@@ -170,6 +238,14 @@ def _eval_wall(folder: Path, run: str) -> float:
     return float(wall) if isinstance(wall, (int, float)) else math.nan
 
 
+def _optional_npz(path: Path) -> dict[str, np.ndarray] | None:
+    """The arrays of an npz file, None when it does not exist."""
+    if not path.is_file():
+        return None
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
 def _snapshot_epochs(folder: Path) -> list[int]:
     if not folder.is_dir():
         return []
@@ -197,9 +273,10 @@ def load_study(runs_root: str | Path, methods: Iterable[str], seeds: Iterable[in
     runs_root = Path(runs_root)
     methods, seeds = list(methods), sorted(int(s) for s in seeds)
     names = [pck_metric(t) for t in pck_thresholds] + list(FILE_METRICS)
+    all_names = metric_names(pck_thresholds, pck_reach)
     reach = reach_metric(pck_reach)
     run_rows, metric_rows, joint_rows, curve_frames, pck_frames = [], [], [], [], []
-    keypoints, snapshots = {}, {}
+    keypoints, val_keypoints, pixel_cal, snapshots = {}, {}, {}, {}
     joints: list[str] = list(joint_order or [])
 
     for method in methods:
@@ -243,13 +320,18 @@ def load_study(runs_root: str | Path, methods: Iterable[str], seeds: Iterable[in
             keypoints[(method, seed)] = kp
             run_rows[-1]['test_instances'] = int(kp['dists'].shape[0])
 
+            val_kp = _optional_npz(folder / 'eval' / 'keypoints_val.npz')
+            if val_kp is not None:
+                val_keypoints[(method, seed)] = val_kp
+            pixels = _optional_npz(folder / 'eval' / 'pixel_calibration.npz')
+            if pixels is not None:
+                pixel_cal[(method, seed)] = pixels
+
             values = {k: float(result[k]) if result.get(k) is not None else math.nan
                       for k in names}
-            dists = np.asarray(kp['dists'], dtype=float)
-            labelled = dists >= 0
-            cal = stats.calibration(np.asarray(kp['scores'], float)[labelled],
-                                    (dists[labelled] <= HIT_THRESHOLD).astype(float))
-            values['ECE'], values['Brier'] = cal['ece'], cal['brier']
+            values.update(confidence_metrics(kp, val_kp))
+            values.update({k: float(result[k]) if result.get(k) is not None else math.nan
+                           for k in PIXEL_METRICS})
 
             frames = _read_curves(folder / 'live')
             curve_frames += [f.assign(method=method, seed=seed) for f in frames]
@@ -288,7 +370,7 @@ def load_study(runs_root: str | Path, methods: Iterable[str], seeds: Iterable[in
                                                                  if c in sort]
                                                          ).reset_index(drop=True)
 
-    metric_order = {m: i for i, m in enumerate([*names, 'ECE', 'Brier', reach])}
+    metric_order = {m: i for i, m in enumerate(all_names)}
     metrics = pd.DataFrame(metric_rows)
     if not metrics.empty:
         metrics = metrics.assign(_k=metrics['metric'].map(metric_order))
@@ -310,4 +392,5 @@ def load_study(runs_root: str | Path, methods: Iterable[str], seeds: Iterable[in
                     ['name', 'seed', 'epoch']),
         pck_curves=tidy(pck_curves, ['method', 'seed', 'threshold', 'pck'],
                         ['seed', 'threshold']),
-        keypoints=keypoints, snapshot_epochs=snapshots, joints=joints)
+        keypoints=keypoints, val_keypoints=val_keypoints, pixel_calibration=pixel_cal,
+        snapshot_epochs=snapshots, joints=joints)

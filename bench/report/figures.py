@@ -25,14 +25,16 @@ from matplotlib.colors import Normalize  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
 from bench.report import stats  # noqa: E402
-from bench.report.collect import HIT_THRESHOLD, VAL_PCK, Study, higher_is_better  # noqa: E402
+from bench.report.collect import (HIT_THRESHOLD, VAL_PCK, Study, calibrated,  # noqa: E402
+                                  higher_is_better, hits)
 
 DPI = 110
 MAP_CMAP = 'inferno'
 BG_CMAP = 'viridis'
 # Figures of the report, in README order (file names under figures/).
 FIGURES = ('heatmaps.png', 'learning_curves.png', 'metric_comparison.png', 'pck_curves.png',
-           'per_joint_diff.png', 'calibration.png', 'sharpness.png')
+           'per_joint_diff.png', 'calibration.png', 'pixel_calibration.png', 'oks.png',
+           'sharpness.png')
 
 sns.set_theme(context='notebook', style='whitegrid')
 
@@ -82,6 +84,14 @@ def _named(df: pd.DataFrame, names: Mapping[str, str]) -> pd.DataFrame:
 
 def _max_seeds(study: Study, methods: Sequence[str]) -> int:
     return max((len(study.ok_seeds(m)) for m in methods), default=0)
+
+
+def _t_band(confidence: float):
+    """A seaborn ``errorbar`` callable: the Student-t CI of the mean over seeds (the same
+    interval as the tables; seaborn's bootstrap would be far too narrow with 3 seeds)."""
+    def band(values) -> tuple[float, float]:
+        return stats.t_interval(values, confidence)
+    return band
 
 
 def _seed_note(study: Study, methods: Sequence[str]) -> str:
@@ -175,7 +185,10 @@ def heatmaps(study: Study, methods: Sequence[str], labels: Mapping[str, str], pa
             shape = image.shape[:2]
             if kind == 'input':
                 ax.imshow(image, interpolation='nearest')
-                _mark(ax, snap['gt'][i], shape, s=22, c='lime', edgecolors='black',
+                gt = np.asarray(snap['gt'][i], float)
+                if 'gt_visible' in snap:                 # unlabelled keypoints are (0, 0)
+                    gt = np.where(np.asarray(snap['gt_visible'][i], bool)[:, None], gt, np.nan)
+                _mark(ax, gt, shape, s=22, c='lime', edgecolors='black',
                       linewidths=0.6, label='ground truth')
             else:
                 hm = np.asarray(snap['heatmaps'][i], float)
@@ -228,7 +241,7 @@ def learning_curves(study: Study, methods: Sequence[str], labels: Mapping[str, s
                     path: Path, *, pck_reach: float | None = None,
                     confidence: float = 0.95) -> Path:
     """Validation PCK and EPE per epoch (and the classification loss parts bg/fg when logged):
-    mean over seeds with a bootstrap band."""
+    mean over seeds with a Student-t band."""
     names = display_names(methods, labels)
     present = _present(study, methods)
     colors = {names[m]: c for m, c in palette(methods).items()}
@@ -245,13 +258,12 @@ def learning_curves(study: Study, methods: Sequence[str], labels: Mapping[str, s
     if n == 0:
         return _placeholder(path, title, 'No learning curves (DVCLive TSVs) were found.')
     fig, axes = plt.subplots(1, n, figsize=(5.6 * n, 4.4), squeeze=False)
-    err = ('ci', round(confidence * 100))
+    err = _t_band(confidence)
     for ax, (name, ptitle, ylabel) in zip(axes[0], panels):
         df = _named(cv[cv.name == name], names)
         sns.lineplot(df, x='epoch', y='value', hue='Method',
                      hue_order=[names[m] for m in present if (df.method == m).any()],
-                     palette=colors, errorbar=err, n_boot=1000, seed=0, marker='o',
-                     markersize=4, ax=ax)
+                     palette=colors, errorbar=err, marker='o', markersize=4, ax=ax)
         if name == VAL_PCK and pck_reach is not None:
             ax.axhline(pck_reach, ls=':', c='grey', lw=1)
             ax.annotate(f'PCK {pck_reach:g} ("epochs to reach")', (0.98, pck_reach),
@@ -266,7 +278,7 @@ def learning_curves(study: Study, methods: Sequence[str], labels: Mapping[str, s
         sns.lineplot(df, x='epoch', y='value', hue='Method',
                      hue_order=[names[m] for m in present if (df.method == m).any()],
                      palette=colors, style='part', style_order=['background', 'keypoint'],
-                     errorbar=err, n_boot=1000, seed=0, ax=ax)
+                     errorbar=err, ax=ax)
         if (df['value'] > 0).all():
             ax.set_yscale('log')
         ax.set(title='Classification loss parts (train)', xlabel='epoch',
@@ -293,7 +305,7 @@ def learning_curves(study: Study, methods: Sequence[str], labels: Mapping[str, s
     fig.legend(handles, [n for n in order if n in names_seen], loc='lower center',
                ncol=min(len(handles), 4), bbox_to_anchor=(0.5, -0.02), frameon=False,
                fontsize=10)
-    band = (f'band = {confidence:.0%} bootstrap CI' if _max_seeds(study, present) > 1
+    band = (f'band = {confidence:.0%} Student-t CI' if _max_seeds(study, present) > 1
             else 'no band with 1 seed')
     fig.suptitle(f'{title}: mean over seeds, {band} ({_seed_note(study, present)})',
                  fontsize=12)
@@ -341,7 +353,7 @@ def metric_comparison(summary: pd.DataFrame, per_run: pd.DataFrame, methods: Seq
         ax.set_title(f'{metric} ({"higher" if higher_is_better(metric) else "lower"} is better)',
                      fontsize=11)
         ax.set_ylabel(metric)
-    ci = (f'with {confidence:.0%} bootstrap CI over seeds' if summary['n'].max() > 1
+    ci = (f'with {confidence:.0%} Student-t CI over seeds' if summary['n'].max() > 1
           else '(no CI with 1 seed)')
     fig.suptitle(f'Test metrics: mean (diamond) {ci}; dots = individual seeds', fontsize=12)
     fig.tight_layout()
@@ -363,14 +375,15 @@ def pck_curves(study: Study, methods: Sequence[str], labels: Mapping[str, str], 
     fig, ax = plt.subplots(figsize=(7.5, 5))
     sns.lineplot(df, x='threshold', y='pck', hue='Method',
                  hue_order=[names[m] for m in present], palette=colors,
-                 errorbar=('ci', round(confidence * 100)), n_boot=1000, seed=0, ax=ax)
+                 errorbar=_t_band(confidence), ax=ax)
     for t in thresholds:
         ax.axvline(t, ls=':', c='grey', lw=1)
         ax.annotate(f'{t:g}', (t, 0.02), xycoords=('data', 'axes fraction'), fontsize=8,
                     color='grey', ha='left')
-    ax.set(xlabel='threshold: keypoint distance / bbox size', ylabel='PCK (share of keypoints)',
+    ax.set(xlabel='threshold t: keypoint distance / bbox size',
+           ylabel='PCK@t (MMPose: mean over keypoint types\nof the share closer than t)',
            title=f'{title}: mean over seeds, '
-                 + (f'band = {confidence:.0%} CI' if _max_seeds(study, present) > 1
+                 + (f'band = {confidence:.0%} Student-t CI' if _max_seeds(study, present) > 1
                     else 'no band with 1 seed') + f' ({_seed_note(study, present)})',
            ylim=(0, 1.02))
     ax.legend(title=None, fontsize=9, loc='lower right')
@@ -412,50 +425,178 @@ def per_joint_diff(per_joint: pd.DataFrame, methods: Sequence[str], baseline: st
 
 # ------------------------------------------------------------------------------ calibration
 
-def pooled_calibration(study: Study, method: str, n_bins: int = 10) -> dict | None:
-    """Calibration of a method's keypoint scores, labelled keypoints of all its seeds pooled."""
-    scores, hits = [], []
+def _pooled(study: Study, method: str) -> dict[str, np.ndarray] | None:
+    """A method's labelled test keypoints of all its seeds: raw ``scores``, ``hits`` (PCK@0.1
+    hits) and ``calibrated`` scores (each run's own isotonic map fitted on its validation
+    split; absent when a run has no validation dump)."""
+    raw, hit, cal = [], [], []
     for seed in study.ok_seeds(method):
         kp = study.keypoints.get((method, seed))
         if kp is None:
             continue
-        d = np.asarray(kp['dists'], float)
-        lab = d >= 0
-        scores.append(np.asarray(kp['scores'], float)[lab])
-        hits.append((d[lab] <= HIT_THRESHOLD).astype(float))
-    if not scores:
+        lab, h = hits(kp['dists'], HIT_THRESHOLD)
+        raw.append(np.asarray(kp['scores'], float)[lab])
+        hit.append(h[lab].astype(float))
+        c = calibrated(kp, study.val_keypoints.get((method, seed)))
+        cal.append(c[0] if c is not None else None)
+    if not raw:
         return None
-    return stats.calibration(np.concatenate(scores), np.concatenate(hits), n_bins=n_bins)
+    out = {'scores': np.concatenate(raw), 'hits': np.concatenate(hit)}
+    if all(c is not None for c in cal):
+        out['calibrated'] = np.concatenate(cal)
+    return out
+
+
+def pooled_calibration(study: Study, method: str, n_bins: int = 10) -> dict | None:
+    """Calibration (:func:`stats.calibration`) of a method's raw keypoint scores, labelled
+    test keypoints of all its seeds pooled."""
+    pooled = _pooled(study, method)
+    if pooled is None:
+        return None
+    return stats.calibration(pooled['scores'], pooled['hits'], n_bins=n_bins)
+
+
+def _reliability(ax, b: pd.DataFrame, color, label: str) -> None:
+    ax.plot(b['mean_score'], b['accuracy'], marker='o', color=color, lw=1.8, label=label)
 
 
 def calibration(study: Study, methods: Sequence[str], labels: Mapping[str, str],
                 path: Path, *, n_bins: int = 10) -> Path:
-    """Reliability diagram (hit frequency vs mean score per score bin) and the score histogram."""
+    """Confidence of the keypoint scores against a PCK@0.1 hit, in three panels: the ROC curve
+    (AUROC: ranking, comparable across formulations), the reliability diagram after isotonic
+    recalibration fitted on each run's validation split (comparable), and the raw reliability
+    diagram (scores clipped to [0, 1]; not comparable: heatmap maxima are not probabilities)."""
     names = display_names(methods, labels)
     colors = palette(methods)
-    cals = {m: c for m in methods if (c := pooled_calibration(study, m, n_bins)) is not None}
-    title = 'Calibration of keypoint scores'
-    if not cals:
+    pooled = {m: c for m in methods if (c := _pooled(study, m)) is not None}
+    title = 'Confidence of keypoint scores'
+    if not pooled:
         return _placeholder(path, title, 'No evaluated runs.')
-    fig, (ax, axh) = plt.subplots(1, 2, figsize=(13, 5.4), gridspec_kw={'width_ratios': [1.1, 1]})
-    ax.plot([0, 1], [0, 1], ls='--', c='grey', lw=1, label='perfect calibration')
-    width = 1 / n_bins / (len(cals) + 1)
-    for i, (m, c) in enumerate(cals.items()):
-        b = c['bins']
-        ax.plot(b['mean_score'], b['accuracy'], marker='o', color=colors[m], lw=1.8,
-                label=f'{names[m]} (ECE {c["ece"]:.3f}, Brier {c["brier"]:.3f})')
-        share = b['count'] / max(b['count'].sum(), 1)
-        axh.bar(b['bin_lo'] + (i + 0.5) * width, share, width=width, color=colors[m],
-                label=names[m])
-    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel='keypoint score (clipped to [0, 1]), bin mean',
-           ylabel=f'hit frequency (distance ≤ {HIT_THRESHOLD:g} × bbox size)',
-           title='Reliability diagram')
-    ax.legend(fontsize=9, loc='upper left', bbox_to_anchor=(0.0, -0.16), frameon=False)
-    axh.set(xlim=(0, 1), xlabel='keypoint score (clipped to [0, 1])',
-            ylabel='share of labelled keypoints', title='Score distribution (colours as left)')
-    fig.suptitle(f'{title} (labelled test keypoints of all seeds pooled)\n'
-                 'regression scores are heatmap maxima, not probabilities; classification '
-                 'scores are softmax probabilities', fontsize=11)
+    fig, (ax_roc, ax_cal, ax_raw) = plt.subplots(1, 3, figsize=(17, 5.6))
+    ax_roc.plot([0, 1], [0, 1], ls='--', c='grey', lw=1, label='chance (AUROC 0.5)')
+    for ax in (ax_cal, ax_raw):
+        ax.plot([0, 1], [0, 1], ls='--', c='grey', lw=1, label='perfect calibration')
+    for m, d in pooled.items():
+        fpr, tpr = stats.roc_curve(d['scores'], d['hits'])
+        if fpr.size:
+            ax_roc.plot(fpr, tpr, color=colors[m], lw=1.8,
+                        label=f'{names[m]} (AUROC {stats.auroc(d["scores"], d["hits"]):.3f})')
+        if 'calibrated' in d:
+            c = stats.calibration(d['calibrated'], d['hits'], n_bins=n_bins)
+            _reliability(ax_cal, c['bins'], colors[m],
+                         f'{names[m]} (ECE {c["ece"]:.3f}, Brier {c["brier"]:.3f})')
+        r = stats.calibration(d['scores'], d['hits'], n_bins=n_bins)
+        _reliability(ax_raw, r['bins'], colors[m], f'{names[m]} (raw ECE {r["ece"]:.3f})')
+    hit = f'hit: distance < {HIT_THRESHOLD:g} × bbox size'
+    ax_roc.set(xlim=(0, 1), ylim=(0, 1.02), xlabel='false-positive rate (misses above the cut)',
+               ylabel='true-positive rate (hits above the cut)',
+               title=f'ROC of the score as a hit detector\n({hit})')
+    ax_cal.set(xlim=(0, 1), ylim=(0, 1.02), xlabel='recalibrated score, bin mean',
+               ylabel='hit frequency',
+               title='After isotonic recalibration fitted\non the validation split')
+    if not any('calibrated' in d for d in pooled.values()):
+        ax_cal.text(0.5, 0.5, 'no validation dumps\n(eval/keypoints_val.npz)', ha='center',
+                    va='center', fontsize=10, color='grey', transform=ax_cal.transAxes)
+    ax_raw.set(xlim=(0, 1), ylim=(0, 1.02), xlabel='raw score clipped to [0, 1], bin mean',
+               ylabel='hit frequency',
+               title='Raw scores (not comparable across\nformulations: see the report)')
+    for ax in (ax_roc, ax_cal, ax_raw):
+        ax.legend(fontsize=8.5, loc='upper left', bbox_to_anchor=(0.0, -0.16), frameon=False)
+    fig.suptitle(f'{title} (labelled test keypoints of all seeds pooled; each run '
+                 'recalibrated with its own validation split)\nregression scores are heatmap '
+                 'maxima, classification scores are softmax peak probabilities', fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# ------------------------------------------------------------------------ pixel calibration
+
+def pixel_calibration(study: Study, methods: Sequence[str], labels: Mapping[str, str],
+                      path: Path) -> Path:
+    """Per-pixel reliability of the classification heads' K+1 softmax against their soft
+    targets on the test split (every pixel × class of every test image, all seeds pooled):
+    mean target probability vs mean predicted probability per probability bin, for the
+    background channel and the keypoint channels, and the number of entries per bin."""
+    from bench.engine.pixel_calibration import GROUPS, by_group, pixel_ece
+    names = display_names(methods, labels)
+    colors = palette(methods)
+    title = 'Per-pixel calibration of the K+1 softmax (test split)'
+    pooled = {}
+    for m in methods:
+        runs = [study.pixel_calibration[(m, s)] for s in study.ok_seeds(m)
+                if (m, s) in study.pixel_calibration]
+        if runs:
+            pooled[m] = {k: sum(r[k] for r in runs) for k in ('count', 'sum_pred', 'sum_target')}
+            pooled[m]['edges'] = runs[0]['edges']
+    if not pooled:
+        return _placeholder(path, title, 'No classification method (or no '
+                                         'eval/pixel_calibration.npz) in this study.')
+    fig, (ax, axh) = plt.subplots(1, 2, figsize=(13, 5.6), gridspec_kw={'width_ratios': [1.1, 1]})
+    ax.plot([0, 1], [0, 1], ls='--', c='grey', lw=1, label='honest probabilities')
+    styles = {'background': dict(ls='-', marker='o'), 'keypoints': dict(ls=':', marker='s')}
+    for m, h in pooled.items():
+        edges = h['edges']
+        mid = (edges[:-1] + edges[1:]) / 2
+        ece = pixel_ece(h['count'], h['sum_pred'], h['sum_target'])    # class-wise
+        h = by_group(h)
+        for g, group in enumerate(GROUPS):
+            c = h['count'][g].astype(float)
+            ok = c > 0
+            ax.plot(h['sum_pred'][g][ok] / c[ok], h['sum_target'][g][ok] / c[ok],
+                    color=colors[m], lw=1.6, markersize=4, **styles[group],
+                    label=f'{names[m]}, {group}' + (f' (class-wise ECE {ece:.4f})' if g == 0
+                                                     else ''))
+            axh.step(mid, np.where(ok, c, np.nan), where='mid', color=colors[m],
+                     ls=styles[group]['ls'], label=f'{names[m]}, {group}')
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel='predicted probability p (bin mean)',
+           ylabel='soft-target probability (bin mean)',
+           title='Reliability: p against the codec\'s soft target')
+    ax.legend(fontsize=8.5, loc='upper left', bbox_to_anchor=(0.0, -0.14), frameon=False)
+    axh.set_yscale('log')
+    axh.set(xlim=(0, 1), xlabel='predicted probability p',
+            ylabel='pixel × class entries per bin (log)', title='Where the entries are')
+    fig.suptitle(f'{title}: every pixel and class of every test image, seeds pooled\n'
+                 'one forward pass without flip test; class-wise ECE = Σ_classes Σ_bins '
+                 '|Σ p − Σ target| / entries',
+                 fontsize=11)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# ------------------------------------------------------------------------------------- OKS
+
+def oks(study: Study, methods: Sequence[str], labels: Mapping[str, str], path: Path) -> Path:
+    """Distribution of the per-instance OKS (test split, all seeds pooled) per method, with
+    each method's mean OKS."""
+    names = display_names(methods, labels)
+    colors = {names[m]: c for m, c in palette(methods).items()}
+    rows = []
+    for m in _present(study, methods):
+        for seed in study.ok_seeds(m):
+            kp = study.keypoints.get((m, seed))
+            if kp is not None and 'oks' in kp:
+                v = np.asarray(kp['oks'], float)
+                rows.append(pd.DataFrame({'method': m, 'oks': v[np.isfinite(v)]}))
+    title = 'Object keypoint similarity per test instance'
+    if not rows:
+        return _placeholder(path, title, 'No per-instance OKS (eval/keypoints.npz "oks").')
+    df = _named(pd.concat(rows, ignore_index=True), names)
+    order = [names[m] for m in methods if (df.method == m).any()]
+    fig, ax = plt.subplots(figsize=(max(7, 2.2 * len(order) + 3), 4.8))
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        sns.violinplot(df, x='Method', y='oks', hue='Method', order=order, hue_order=order,
+                       palette=colors, legend=False, cut=0, inner='quartile', saturation=1,
+                       ax=ax)
+    means = df.groupby('Method')['oks'].mean()
+    for x, name in enumerate(order):
+        ax.plot(x, means[name], 'D', color='black', markersize=6, zorder=3)
+        ax.annotate(f'mean {means[name]:.3f}', (x, means[name]), xytext=(8, 0),
+                    textcoords='offset points', fontsize=8, va='center')
+    ax.set_xticks(range(len(order)), [_wrap(o, 14) for o in order], rotation=30, ha='right',
+                  fontsize=9)
+    ax.set(xlabel='', ylabel='OKS of the instance (COCO sigmas, annotated area)', ylim=(0, 1.02),
+           title=f'{title} (seeds pooled; diamond: mean OKS)')
     fig.tight_layout()
     return _save(fig, path)
 

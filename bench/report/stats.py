@@ -1,23 +1,29 @@
 """Statistics for the comparison report: pure functions of arrays, deterministic given a seed.
 
 The unit of replication is the training run (one per seed): a method is summarised by the
-mean over its seeds with a bootstrap CI (:func:`summarize`), and two methods are compared
-*paired by seed* (:func:`paired_comparison`: the same seed drives data order and
-initialisation of both runs, so the per-seed difference removes the seed's own effect).
+mean over its seeds with a Student-t CI (:func:`summarize`, :func:`t_interval`; with a handful
+of seeds a bootstrap interval would be far too narrow), and two methods are compared *paired by
+seed* (:func:`paired_comparison`: the same seed drives data order and initialisation of both
+runs, so the per-seed difference removes the seed's own effect).
 The decision test is the exact sign-flip permutation test, whose p-values are adjusted for
 multiple comparisons with Holm-Bonferroni (:func:`holm`) and turned into one English sentence
 (:func:`significance_sentence`). With few seeds an exact test simply cannot reach small
 p-values (``min_attainable_p`` = 2/2^n: 0.25 with 3 seeds, 0.0625 with 5), and the report says so
-instead of calling such a comparison "not significant".
+instead of calling such a comparison "not significant". :func:`seed_win_rate` counts the seeds
+where a variant wins: a description, not a probability.
 
-:func:`paired_image_bootstrap` is a second, weaker view: the per-test-image paired bootstrap of
-one pair of runs; it captures test-set sampling noise only, not seed-to-seed training noise.
-:func:`calibration` scores the keypoint confidences (ECE, Brier) and :func:`epochs_to_reach`
-reads convergence speed off a validation curve.
+:func:`paired_image_bootstrap` is a second, weaker view: the paired bootstrap over test
+instances of the headline statistic itself (MMPose's joint-mean accuracy); it captures
+test-set sampling noise only, not seed-to-seed training noise.
+Confidence scores: :func:`auroc` (does the score rank hits above misses? comparable across
+formulations), :func:`fit_isotonic` (recalibration fitted on the validation split) and
+:func:`calibration` (ECE, Brier, reliability bins). :func:`epochs_to_reach` reads convergence
+speed off a validation curve, +inf for a run that never gets there (censored, never dropped).
 
-Missing values: every function drops non-finite entries (a diverged run, an unlabelled
-keypoint) before computing, pairwise where inputs are paired, and reports the ``n`` it used.
-Too few values give NaN results, never an exception.
+Missing values: every function drops NaN entries (a diverged run, an unlabelled keypoint)
+before computing, pairwise where inputs are paired, and reports the ``n`` it used; +inf is a
+censored value where the docstring says so. Too few values give NaN results, never an
+exception.
 """
 from __future__ import annotations
 
@@ -30,7 +36,8 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import stats
 
-__all__ = ['summarize', 'paired_comparison', 'holm', 'paired_image_bootstrap', 'calibration',
+__all__ = ['t_interval', 'summarize', 'seed_win_rate', 'paired_comparison', 'holm',
+           'paired_image_bootstrap', 'auroc', 'roc_curve', 'fit_isotonic', 'calibration',
            'epochs_to_reach', 'significance_sentence']
 
 # Up to this many pairs the sign-flip test enumerates all 2^n flips (65,536): exact p-values.
@@ -67,58 +74,92 @@ def _is_constant(x: np.ndarray) -> bool:
     return float(np.ptp(x)) <= 16 * np.finfo(float).eps * scale
 
 
-def summarize(values: ArrayLike, *, confidence: float = 0.95, n_resamples: int = 9999,
-              seed: int = 0) -> dict[str, float]:
-    """Mean over seeds with a bootstrap confidence interval of the mean.
+def t_interval(values: ArrayLike, confidence: float = 0.95) -> tuple[float, float]:
+    """Student-t confidence interval of the mean of the finite ``values``.
+
+    ``mean ± t_{(1+confidence)/2, n-1} · s / √n`` with s the sample standard deviation
+    (ddof=1): exact for normal data, and the honest interval for a handful of seeds (a
+    bootstrap interval of 3 values is about 2.8 times narrower, because it ignores the
+    uncertainty of s itself).
 
     Args:
-        values: (n_seeds,) one metric value per training run; non-finite entries are dropped.
-        confidence: level of the two-sided CI.
-        n_resamples: bootstrap resamples.
-        seed: seed of the bootstrap resampling (same inputs and seed -> same CI).
+        values: (n,) values; non-finite entries are dropped.
+        confidence: level of the two-sided interval.
 
     Returns:
-        dict with ``mean``, ``std`` (sample std, ddof=1), ``ci_low``, ``ci_high`` (floats) and
-        ``n`` (int, finite values used). The CI is ``scipy.stats.bootstrap``'s BCa interval
-        when n >= 3, its percentile interval when n == 2 (BCa's jackknife acceleration needs
-        at least 3 values). n < 2: ``std`` and the CI are NaN (``mean`` NaN when n == 0).
-        All values equal: CI = [v, v]. Note that with a handful of seeds any bootstrap CI is
-        narrower than the truth (it ignores the t-distribution's heavier tails).
+        (low, high); (NaN, NaN) when fewer than 2 finite values; (v, v) when all are equal.
     """
     x = _finite_1d(values)
     n = int(x.size)
-    out = {'mean': math.nan, 'std': math.nan, 'ci_low': math.nan, 'ci_high': math.nan, 'n': n}
+    if n < 2:
+        return math.nan, math.nan
+    mean = float(np.mean(x))
+    if _is_constant(x):
+        return mean, mean
+    half = float(stats.t.ppf(0.5 + confidence / 2, df=n - 1)) * float(np.std(x, ddof=1)) \
+        / math.sqrt(n)
+    return mean - half, mean + half
+
+
+def summarize(values: ArrayLike, *, confidence: float = 0.95) -> dict[str, float]:
+    """Mean over seeds with its Student-t confidence interval (:func:`t_interval`).
+
+    Censoring: a value of +inf is a *censored* run, e.g. one whose validation curve never
+    reached the level of an "epochs to reach" metric (:func:`epochs_to_reach`). It is never
+    dropped: it counts in ``n`` and ``n_censored``, the ``median`` treats it as +inf (so the
+    median is finite while fewer than half of the runs are censored), and ``mean`` is +inf
+    (the mean of a sample with an unbounded value), with ``std`` and the CI NaN.
+
+    Args:
+        values: (n_seeds,) one metric value per training run; NaN entries (a diverged run, a
+            metric the run does not have) and -inf are dropped.
+        confidence: level of the two-sided CI.
+
+    Returns:
+        dict with ``mean``, ``std`` (sample std, ddof=1), ``ci_low``, ``ci_high``, ``median``
+        (floats), ``n`` (int: values used, censored ones included) and ``n_censored`` (int).
+        n < 2: ``std`` and the CI are NaN (``mean`` and ``median`` NaN when n == 0). All
+        values equal: CI = [v, v].
+    """
+    x = np.asarray(values, dtype=float).ravel()
+    x = x[~np.isnan(x) & (x != -np.inf)]
+    n, censored = int(x.size), int(np.count_nonzero(x == np.inf))
+    out = {'mean': math.nan, 'std': math.nan, 'ci_low': math.nan, 'ci_high': math.nan,
+           'median': math.nan, 'n': n, 'n_censored': censored}
     if n == 0:
+        return out
+    out['median'] = float(np.median(x))
+    if censored:
+        out['mean'] = math.inf
         return out
     out['mean'] = float(np.mean(x))
     if n < 2:
         return out
     out['std'] = float(np.std(x, ddof=1))
-    if _is_constant(x):
-        out['ci_low'] = out['ci_high'] = out['mean']
-        return out
-    low, high = _bootstrap_mean_ci(x, confidence=confidence, n_resamples=n_resamples, seed=seed)
-    out['ci_low'], out['ci_high'] = low, high
+    out['ci_low'], out['ci_high'] = t_interval(x, confidence)
     return out
 
 
-def _bootstrap_mean_ci(x: np.ndarray, *, confidence: float, n_resamples: int,
-                       seed: int) -> tuple[float, float]:
-    """BCa (n >= 3) or percentile bootstrap CI of the mean of a non-constant 1-D sample."""
-    methods = ['BCa', 'percentile'] if x.size >= 3 else ['percentile']
-    low = high = math.nan
-    for method in methods:
-        with warnings.catch_warnings():
-            # DegenerateDataWarning: BCa cannot be computed (e.g. a few distinct values);
-            # the percentile interval below is the fallback.
-            warnings.simplefilter('ignore')
-            res = stats.bootstrap((x,), np.mean, n_resamples=n_resamples,
-                                  confidence_level=confidence, method=method,
-                                  rng=np.random.default_rng(seed))
-        low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
-        if np.isfinite(low) and np.isfinite(high):
-            break
-    return low, high
+def seed_win_rate(variant: ArrayLike, baseline: ArrayLike) -> float:
+    """Share of seeds where the variant's value is higher than the baseline's (ties 0.5).
+
+    A descriptive count, not a probability: with 3 seeds it can only be 0, 1/6, ..., 1.
+    ±inf values take part (a censored run compares as larger than any finite one, two
+    censored runs tie); pairs with a NaN on either side are dropped. NaN when no pair is left.
+
+    Args:
+        variant, baseline: (n_seeds,) paired by seed.
+    """
+    v = np.asarray(variant, dtype=float).ravel()
+    b = np.asarray(baseline, dtype=float).ravel()
+    if v.shape != b.shape:
+        raise ValueError(f'variant and baseline must be paired (same shape), got {v.shape} '
+                         f'and {b.shape}')
+    keep = ~np.isnan(v) & ~np.isnan(b)
+    if not keep.any():
+        return math.nan
+    v, b = v[keep], b[keep]
+    return float(np.mean((v > b) + 0.5 * (v == b)))
 
 
 def paired_comparison(variant: ArrayLike, baseline: ArrayLike, *, confidence: float = 0.95,
@@ -147,8 +188,12 @@ def paired_comparison(variant: ArrayLike, baseline: ArrayLike, *, confidence: fl
           (``scipy.stats.permutation_test``, ``permutation_type='samples'`` on d), EXACT
           (all 2^n sign flips enumerated) for n <= 16, Monte Carlo with 99,999 seeded flips
           beyond.
-        - ``prob_improvement``: share of seeds where variant > baseline (ties count 0.5).
-        - ``n`` (int): pairs used.
+        - ``seed_win_rate``: share of seeds where variant > baseline (ties count 0.5), over
+          every pair without a NaN, censored (+inf) values included (:func:`seed_win_rate`).
+          A count of seeds, not a probability.
+        - ``n`` (int): finite pairs used by the mean, CI and tests.
+        - ``n_censored`` (int): pairs left out of those because a side is ±inf (a censored
+          run, see :func:`summarize`); they still count in ``seed_win_rate``.
         - ``min_attainable_p``: 2 / 2^n, the smallest two-sided p-value the exact test can
           give with n pairs (1.0 for n = 1): with n = 3 seeds no result can go below p=0.25.
         - ``confidence``: the CI level, echoed for :func:`significance_sentence`.
@@ -161,13 +206,16 @@ def paired_comparison(variant: ArrayLike, baseline: ArrayLike, *, confidence: fl
     v, b = _finite_pairs(variant, baseline, ('variant', 'baseline'))
     d = v - b
     n = int(d.size)
+    va, ba = np.asarray(variant, dtype=float).ravel(), np.asarray(baseline, dtype=float).ravel()
+    both = ~np.isnan(va) & ~np.isnan(ba)
     out = {'mean_diff': math.nan, 'ci_low': math.nan, 'ci_high': math.nan,
-           'p_ttest': math.nan, 'p_permutation': math.nan, 'prob_improvement': math.nan,
-           'n': n, 'min_attainable_p': math.nan, 'confidence': float(confidence)}
+           'p_ttest': math.nan, 'p_permutation': math.nan,
+           'seed_win_rate': seed_win_rate(va, ba), 'n': n,
+           'n_censored': int(np.count_nonzero(both) - n), 'min_attainable_p': math.nan,
+           'confidence': float(confidence)}
     if n == 0:
         return out
     out['mean_diff'] = float(np.mean(d))
-    out['prob_improvement'] = float(np.mean((d > 0) + 0.5 * (d == 0)))
     out['min_attainable_p'] = float(min(1.0, 2.0 ** (1 - n)))
     if n < 2:
         return out
@@ -222,67 +270,141 @@ def holm(pvalues: ArrayLike) -> np.ndarray:
     return out.reshape(p.shape)
 
 
-def paired_image_bootstrap(variant_per_image: ArrayLike, baseline_per_image: ArrayLike, *,
-                           n_resamples: int = 2000, confidence: float = 0.95,
-                           seed: int = 0) -> dict[str, float]:
-    """Per-test-image paired bootstrap of the mean difference between two runs.
+def _runs_instances_keypoints(x: ArrayLike, name: str) -> np.ndarray:
+    """(N,), (N, K) or (S, N, K) per-keypoint values as a float (S, N, K) array."""
+    a = np.asarray(x, dtype=float)
+    if a.ndim == 1:
+        a = a[None, :, None]
+    elif a.ndim == 2:
+        a = a[None]
+    elif a.ndim != 3:
+        raise ValueError(f'{name} must have shape (N,), (N, K) or (S, N, K), got {a.shape}')
+    return a
 
-    Resamples test images with replacement (the same images for both runs), so it measures
-    how much the difference depends on which test images were drawn -- not how much it
-    depends on the training seed (use :func:`paired_comparison` over seeds for that).
-    Vectorised: a (resamples, n_images) index matrix, drawn in chunks of at most ~4M indices;
-    the chunking depends only on n_images, so results depend only on the inputs and seed.
+
+def _joint_mean(weights: np.ndarray, values: np.ndarray, labelled: np.ndarray,
+                k: int) -> np.ndarray:
+    """MMPose's joint-mean statistic of S runs for R weightings of the N instances.
 
     Args:
-        variant_per_image: (n_images,) per-image metric of the variant run.
-        baseline_per_image: (n_images,) per-image metric of the baseline run, same images in
-            the same order. Pairs with a non-finite value on either side are dropped.
+        weights: (R, N) multiplicity of each instance (1 everywhere: the sample itself).
+        values: (N, S*K) per-keypoint values, 0 where unlabelled.
+        labelled: (N, S*K) 1.0 where labelled.
+        k: K, the keypoints per run.
+
+    Returns:
+        (R, S): per run, the mean over the keypoints that have a labelled instance of
+        ``Σ_n w_n v_nj / Σ_n w_n l_nj`` (NaN if no keypoint is labelled).
+    """
+    # np.einsum (no BLAS): each output sums over the instances in one fixed order, so a
+    # resample's value does not depend on how many resamples share its chunk, nor on the
+    # BLAS library or its threads (the report must be byte-identical from the same runs)
+    num = np.einsum('rn,nc->rc', weights, values)
+    den = np.einsum('rn,nc->rc', weights, labelled)
+    with np.errstate(invalid='ignore', divide='ignore'), warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)       # a run without labels: NaN
+        acc = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+        return np.nanmean(acc.reshape(weights.shape[0], -1, k), axis=2)
+
+
+def paired_image_bootstrap(variant: ArrayLike, baseline: ArrayLike, *,
+                           n_resamples: int = 2000, confidence: float = 0.95,
+                           seed: int = 0) -> dict[str, float]:
+    """Paired bootstrap over test instances of the difference of a joint-mean accuracy.
+
+    The statistic is MMPose's ``keypoint_pck_accuracy`` average, generalised to any
+    per-keypoint value in [0, 1]: per keypoint type j, the mean of the values of the instances
+    where j is labelled; then the mean over the keypoint types that are labelled at least once.
+    With PCK hits as values it *is* the headline PCK (and with the share of curve thresholds
+    hit, the AUC), so the bootstrap estimates the same quantity as the headline number: each
+    resample draws N test instances with replacement (the same ones for every run) and
+    recomputes the statistic of every run on them. With (N,) inputs (K = 1) the statistic is
+    the plain mean of the labelled per-instance values.
+
+    It measures how much the difference depends on which test instances were drawn -- not
+    how much it depends on the training seed (use :func:`paired_comparison` over seeds).
+    Vectorised: (resamples, N) instance multiplicities, drawn in chunks of at most ~4M indices;
+    the chunking depends only on N, so results depend only on the inputs and seed.
+
+    Args:
+        variant: per-keypoint values of the variant's runs on the test instances, shape (N,),
+            (N, K) or (S, N, K) (S runs, paired by seed with ``baseline``'s); NaN where a
+            keypoint is not labelled.
+        baseline: the baseline's, same shape and instance order.
         n_resamples: bootstrap resamples.
         confidence: level of the percentile CI.
         seed: seed of the resampling.
 
     Returns:
-        dict with ``mean_diff`` (mean of variant - baseline), ``ci_low``, ``ci_high``
-        (percentile CI of the bootstrap means), ``p_boot`` (two-sided bootstrap p:
-        ``min(1, 2 * (k + 1) / (R + 1))`` with k the smaller of the counts of bootstrap means
-        <= 0 and >= 0 among the R resamples, so its floor is 2 / (R + 1), never 0) and ``n``
-        (images used). n < 2: CI and ``p_boot`` NaN.
+        dict with ``mean_diff`` (the statistic of the variant minus the baseline's, averaged
+        over the S pairs of runs), ``ci_low``, ``ci_high`` (percentile CI of the bootstrap
+        differences), ``p_boot`` (two-sided bootstrap p: ``min(1, 2 * (k + 1) / (R + 1))``
+        with k the smaller of the counts of bootstrap differences <= 0 and >= 0 among the R
+        resamples, so its floor is 2 / (R + 1), never 0) and ``n`` (instances with at least
+        one labelled value). n < 2: CI and ``p_boot`` NaN.
 
     Raises:
-        ValueError: the two inputs do not have the same shape.
+        ValueError: the two inputs do not have the same shape, or have more than 3 axes.
     """
-    v, b = _finite_pairs(variant_per_image, baseline_per_image, ('variant_per_image',
-                                                                 'baseline_per_image'))
-    d = v - b
-    n = int(d.size)
-    out = {'mean_diff': float(np.mean(d)) if n else math.nan, 'ci_low': math.nan,
-           'ci_high': math.nan, 'p_boot': math.nan, 'n': n}
+    v = _runs_instances_keypoints(variant, 'variant')
+    b = _runs_instances_keypoints(baseline, 'baseline')
+    if v.shape != b.shape:
+        raise ValueError(f'variant and baseline must be paired (same shape), got '
+                         f'{np.shape(variant)} and {np.shape(baseline)}')
+    s, _, k = v.shape
+    used = (np.isfinite(v) | np.isfinite(b)).any(axis=(0, 2))      # (N,)
+    v, b = v[:, used], b[:, used]
+    n = int(used.sum())
+
+    def columns(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lab = np.isfinite(x)                                        # (S, n, K)
+        flat = lambda a: a.transpose(1, 0, 2).reshape(n, s * k)      # noqa: E731
+        return flat(np.where(lab, x, 0.0)), flat(lab.astype(float))
+
+    vv, vl = columns(v)
+    bv, bl = columns(b)
+
+    def diff(weights: np.ndarray) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', RuntimeWarning)
+            return np.nanmean(_joint_mean(weights, vv, vl, k)
+                              - _joint_mean(weights, bv, bl, k), axis=1)
+
+    out = {'mean_diff': float(diff(np.ones((1, n)))[0]) if n else math.nan,
+           'ci_low': math.nan, 'ci_high': math.nan, 'p_boot': math.nan, 'n': n}
     if n < 2 or n_resamples < 1:
         return out
     rng = np.random.default_rng(seed)
     chunk = max(1, _CHUNK_ELEMENTS // n)
-    means = np.empty(n_resamples)
+    diffs = np.empty(n_resamples)
     for start in range(0, n_resamples, chunk):
         stop = min(n_resamples, start + chunk)
         idx = rng.integers(0, n, size=(stop - start, n))
-        means[start:stop] = d[idx].mean(axis=1)
+        rows = np.arange(stop - start)[:, None] * n
+        counts = np.bincount((idx + rows).ravel(), minlength=(stop - start) * n)
+        diffs[start:stop] = diff(counts.reshape(stop - start, n).astype(float))
+    diffs = diffs[np.isfinite(diffs)]
+    if diffs.size == 0:
+        return out
     alpha = 1.0 - confidence
     out['ci_low'], out['ci_high'] = (float(q) for q in
-                                     np.quantile(means, [alpha / 2, 1 - alpha / 2]))
+                                     np.quantile(diffs, [alpha / 2, 1 - alpha / 2]))
     # (k + 1) / (R + 1): the resampling estimate of a tail share is never reported as 0.
-    tail = min(np.count_nonzero(means <= 0), np.count_nonzero(means >= 0))
-    out['p_boot'] = float(min(1.0, 2 * (tail + 1) / (n_resamples + 1)))
+    tail = min(np.count_nonzero(diffs <= 0), np.count_nonzero(diffs >= 0))
+    out['p_boot'] = float(min(1.0, 2 * (tail + 1) / (diffs.size + 1)))
     return out
 
 
 def calibration(scores: ArrayLike, hits: ArrayLike, n_bins: int = 10) -> dict[str, Any]:
-    """Calibration of keypoint confidences against correctness (e.g. a PCK hit).
+    """Calibration of confidences against correctness (e.g. a PCK@0.1 hit): ECE, Brier, bins.
 
     Scores are clipped to [0, 1] first: a confidence is compared with a hit frequency, which
-    lives in [0, 1]. The regression head's score is the heatmap maximum, an unnormalised
-    regression output that can exceed 1 (or go below 0); clipping reads such a score as
-    "certain" (or "no confidence") instead of letting it inflate the calibration gap or the
-    Brier score. The classification head's softmax scores are unaffected.
+    lives in [0, 1]. Applied to *raw* keypoint scores this is a "raw ECE": the regression
+    head's score is a heatmap maximum (an unnormalised regression output, not a probability)
+    and the classification head's peak probability is capped by its own soft target where
+    keypoints crowd, so raw ECEs of the two formulations are not comparable. Applied to scores
+    recalibrated by :func:`fit_isotonic` on another split, it measures what stays
+    miscalibrated after the best monotone map to probabilities: that one compares.
 
     Args:
         scores: predicted confidences, any shape.
@@ -320,6 +442,83 @@ def calibration(scores: ArrayLike, hits: ArrayLike, n_bins: int = 10) -> dict[st
     return {'ece': ece, 'brier': brier, 'n': n, 'bins': bins}
 
 
+def auroc(scores: ArrayLike, hits: ArrayLike) -> float:
+    """Area under the ROC curve of ``scores`` as a detector of ``hits``.
+
+    The probability that a random hit scores higher than a random miss (ties count 0.5):
+    the Mann-Whitney U statistic over (number of hits × number of misses), from average
+    ranks. It depends only on the *order* of the scores, so it compares a regression head's
+    heatmap maxima with a classification head's probabilities on equal terms.
+
+    Args:
+        scores: confidences, any shape.
+        hits: same shape, 1/True for a correct prediction. Pairs with a non-finite score or
+            hit are dropped.
+
+    Returns:
+        AUROC in [0, 1] (0.5: the score says nothing about correctness); NaN when there are
+        no hits or no misses.
+
+    Raises:
+        ValueError: shapes differ.
+    """
+    s, h = _finite_pairs(scores, hits, ('scores', 'hits'))
+    pos = h > 0.5
+    n1, n0 = int(pos.sum()), int((~pos).sum())
+    if n1 == 0 or n0 == 0:
+        return math.nan
+    ranks = stats.rankdata(s)                   # average ranks: a tie counts one half
+    return float((ranks[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def roc_curve(scores: ArrayLike, hits: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """(false-positive rates, true-positive rates) of ``scores`` thresholded at each distinct
+    value, from (0, 0) to (1, 1); its trapezoidal area is :func:`auroc`. Empty arrays when
+    there are no hits or no misses."""
+    s, h = _finite_pairs(scores, hits, ('scores', 'hits'))
+    pos = h > 0.5
+    if pos.all() or not pos.any():
+        return np.array([]), np.array([])
+    order = np.argsort(-s, kind='stable')
+    s, pos = s[order], pos[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]     # last index of each distinct score
+    tp = np.cumsum(pos)[last]
+    fp = np.cumsum(~pos)[last]
+    return np.r_[0.0, fp / fp[-1]], np.r_[0.0, tp / tp[-1]]
+
+
+def fit_isotonic(scores: ArrayLike, hits: ArrayLike):
+    """Recalibration map score → P(hit), fitted by isotonic regression.
+
+    The non-decreasing step function that minimises the squared error to the hits (pool
+    adjacent violators, ``scipy.optimize.isotonic_regression``, weighted by the number of
+    pairs per distinct score). Fitted on one split (validation) and applied to another
+    (test), it turns any monotone confidence into a probability without changing its order, so
+    that the remaining miscalibration on the test split can be compared across formulations.
+
+    Args:
+        scores, hits: (n,) the fitting pairs; non-finite pairs are dropped.
+
+    Returns:
+        a function (m,) scores → (m,) probabilities in [0, 1]: linear interpolation between
+        the fitted values at the distinct fitting scores, constant beyond them (as
+        scikit-learn's ``IsotonicRegression(out_of_bounds='clip')``). ``None`` when there are
+        no fitting pairs.
+    """
+    from scipy.optimize import isotonic_regression
+    s, h = _finite_pairs(scores, hits, ('scores', 'hits'))
+    if s.size == 0:
+        return None
+    knots, inverse, counts = np.unique(s, return_inverse=True, return_counts=True)
+    means = np.bincount(inverse, weights=h) / counts
+    fitted = isotonic_regression(means, weights=counts.astype(float), increasing=True).x
+
+    def calibrate(new_scores: ArrayLike) -> np.ndarray:
+        return np.clip(np.interp(np.asarray(new_scores, dtype=float), knots, fitted), 0.0, 1.0)
+
+    return calibrate
+
+
 def epochs_to_reach(curve_epochs: ArrayLike, curve_values: ArrayLike, threshold: float) -> float:
     """First epoch at which a validation curve reaches ``threshold`` (value >= threshold).
 
@@ -329,7 +528,9 @@ def epochs_to_reach(curve_epochs: ArrayLike, curve_values: ArrayLike, threshold:
         threshold: the level to reach.
 
     Returns:
-        the epoch as a float, NaN if the curve never reaches the threshold.
+        the epoch as a float; +inf when the curve never reaches the threshold (a censored
+        run: it must count as "slower than any run that reached it", see :func:`summarize`,
+        never be dropped); NaN when there is no curve point at all (nothing was measured).
 
     Raises:
         ValueError: the two inputs do not have the same shape.
@@ -339,11 +540,13 @@ def epochs_to_reach(curve_epochs: ArrayLike, curve_values: ArrayLike, threshold:
     if e.shape != v.shape:
         raise ValueError(f'curve_epochs and curve_values must have the same shape, '
                          f'got {e.shape} and {v.shape}')
+    if e.size == 0:
+        return math.nan
     order = np.argsort(e, kind='stable')
     e, v = e[order], v[order]
     with np.errstate(invalid='ignore'):
         reached = np.flatnonzero(v >= threshold)
-    return float(e[reached[0]]) if reached.size else math.nan
+    return float(e[reached[0]]) if reached.size else math.inf
 
 
 def _fmt_signed(x: float) -> str:

@@ -9,7 +9,6 @@ functions, which format numbers *from those DataFrames* with :func:`fmt_value` /
 from __future__ import annotations
 
 import math
-import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -17,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from bench.report import stats
-from bench.report.collect import Study, higher_is_better, per_image_metric
+from bench.report.collect import Study, higher_is_better, is_censored, keypoint_values
 
 FLOAT_FORMAT = '%.6g'
 NA = '—'
@@ -37,11 +36,23 @@ def _digits(metric: str) -> int:
         return 1
     if metric == 'EPE':
         return 2
+    if metric == 'pixel_ECE':                     # pooled over mostly-empty pixels: small
+        return 4
     return 3
 
 
 def fmt_value(x, metric: str = '') -> str:
-    return f'{float(x):.{_digits(metric)}f}' if _finite(x) else NA
+    if _finite(x):
+        return f'{float(x):.{_digits(metric)}f}'
+    # +inf: a censored value ("epochs to reach" of a run that never got there)
+    return '∞' if x is not None and _is_posinf(x) else NA
+
+
+def _is_posinf(x) -> bool:
+    try:
+        return float(x) == math.inf
+    except (TypeError, ValueError):
+        return False
 
 
 def fmt_diff(x, metric: str = '') -> str:
@@ -90,40 +101,47 @@ def _values(study: Study, method: str, metric: str, seeds: Sequence[int]) -> np.
     return np.array([float(sel.get(s, math.nan)) for s in seeds], dtype=float)
 
 
+SUMMARY_COLUMNS = ['method', 'label', 'metric', 'higher_is_better', 'mean', 'std', 'ci_low',
+                   'ci_high', 'median', 'n', 'n_censored']
+
+
 def summary_table(study: Study, metrics: Sequence[str], labels: Mapping[str, str], *,
-                  confidence: float = 0.95, n_resamples: int = 9999) -> pd.DataFrame:
-    """One row per method × metric: mean, std, bootstrap CI over the method's successful seeds,
-    n (seeds with a finite value)."""
+                  confidence: float = 0.95) -> pd.DataFrame:
+    """One row per method × metric over the method's successful seeds
+    (:func:`stats.summarize`): mean, std, Student-t CI of the mean, median, n (seeds with a
+    value, censored ones included) and n_censored (seeds whose run never reached an "epochs to
+    reach" level: +inf, so mean = inf and no CI; the median still exists while fewer than half
+    are censored)."""
     rows = []
     for method in study.methods:
         seeds = study.ok_seeds(method)
         for metric in metrics:
-            s = stats.summarize(_values(study, method, metric, seeds), confidence=confidence,
-                                n_resamples=n_resamples, seed=0)
+            s = stats.summarize(_values(study, method, metric, seeds), confidence=confidence)
             rows.append(dict(method=method, label=labels.get(method, method), metric=metric,
                              higher_is_better=higher_is_better(metric), mean=s['mean'],
                              std=s['std'], ci_low=s['ci_low'], ci_high=s['ci_high'],
-                             n=int(s['n'])))
-    return pd.DataFrame(rows, columns=['method', 'label', 'metric', 'higher_is_better', 'mean',
-                                       'std', 'ci_low', 'ci_high', 'n'])
+                             median=s['median'], n=int(s['n']),
+                             n_censored=int(s['n_censored'])))
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
-def per_image(study: Study, method: str, seeds: Sequence[int], metric: str) -> np.ndarray | None:
-    """(N,) the per-image metric averaged over ``seeds`` (None: no per-image form / no data)."""
+def per_keypoint(study: Study, method: str, seeds: Sequence[int],
+                 metric: str) -> np.ndarray | None:
+    """(S, N, K) per-keypoint values of ``metric`` (:func:`collect.keypoint_values`) of the
+    method's runs at ``seeds``, NaN where unlabelled; None when the metric is not a joint-mean
+    statistic or a run has no dump."""
     per_seed = []
     for seed in seeds:
         kp = study.keypoints.get((method, seed))
         if kp is None:
-            continue
-        v = per_image_metric(kp['dists'], metric, kp.get('curve_thresholds'))
+            return None
+        v = keypoint_values(kp['dists'], metric, kp.get('curve_thresholds'))
         if v is None:
             return None
         per_seed.append(v)
     if not per_seed or len({v.shape for v in per_seed}) != 1:
         return None
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', RuntimeWarning)   # an image unlabelled in every seed
-        return np.nanmean(np.stack(per_seed), axis=0)
+    return np.stack(per_seed)
 
 
 def _same_images(study: Study, a: tuple[str, int], b: tuple[str, int]) -> bool:
@@ -131,10 +149,10 @@ def _same_images(study: Study, a: tuple[str, int], b: tuple[str, int]) -> bool:
     return ia is not None and ib is not None and ia.shape == ib.shape and bool(np.all(ia == ib))
 
 
-COMPARISON_COLUMNS = ['variant', 'variant_label', 'baseline', 'baseline_label', 'metric', 'higher_is_better', 'n',
-                      'mean_diff', 'ci_low', 'ci_high', 'p_ttest', 'p_permutation', 'p_holm',
-                      'prob_improvement', 'min_attainable_p', 'image_n', 'image_diff',
-                      'image_ci_low', 'image_ci_high', 'image_p']
+COMPARISON_COLUMNS = ['variant', 'variant_label', 'baseline', 'baseline_label', 'metric',
+                      'higher_is_better', 'n', 'n_censored', 'mean_diff', 'ci_low', 'ci_high',
+                      'p_ttest', 'p_permutation', 'p_holm', 'seed_win_rate', 'min_attainable_p',
+                      'image_n', 'image_diff', 'image_ci_low', 'image_ci_high', 'image_p']
 
 
 def comparison_table(study: Study, metrics: Sequence[str], baseline: str,
@@ -142,37 +160,44 @@ def comparison_table(study: Study, metrics: Sequence[str], baseline: str,
                      n_resamples: int = 9999) -> pd.DataFrame:
     """Every method ≠ ``baseline`` against it, per metric, paired by seed (seeds where both
     succeeded): :func:`stats.paired_comparison` plus ``p_holm`` (Holm over the variants, per
-    metric, on the permutation p). ``prob_improvement`` is the share of seeds where the variant
-    is *better* (for lower-is-better metrics: lower). On ``headline`` the per-image paired
-    bootstrap (per-image metric averaged over the paired seeds) fills the ``image_*`` columns.
+    metric, on the permutation p). ``seed_win_rate`` is the share of seeds where the variant
+    is *better* (for lower-is-better metrics: lower), censored runs included; ``n_censored``
+    counts the pairs left out of the difference and tests because a run never reached an
+    "epochs to reach" level. A metric the baseline has no value of (the per-pixel ECE of a
+    regression baseline) gets no rows. On ``headline`` the paired bootstrap over test instances
+    of the headline statistic itself (:func:`stats.paired_image_bootstrap`, every paired seed's
+    runs recomputed on each resample) fills the ``image_*`` columns.
     """
     rows = []
     base_ok = set(study.ok_seeds(baseline))
-    for variant in study.methods:
-        if variant == baseline:
+    for metric in metrics:
+        if np.isnan(_values(study, baseline, metric, sorted(base_ok))).all():
             continue
-        seeds = sorted(base_ok & set(study.ok_seeds(variant)))
-        for metric in metrics:
+        for variant in study.methods:
+            if variant == baseline:
+                continue
+            seeds = sorted(base_ok & set(study.ok_seeds(variant)))
             c = stats.paired_comparison(_values(study, variant, metric, seeds),
                                         _values(study, baseline, metric, seeds),
                                         confidence=confidence, seed=0)
-            prob = c['prob_improvement']
-            if not higher_is_better(metric) and _finite(prob):
-                prob = 1.0 - prob
+            wins = c['seed_win_rate']
+            if not higher_is_better(metric) and _finite(wins):
+                wins = 1.0 - wins
             row = dict(variant=variant, variant_label=labels.get(variant, variant),
                        baseline=baseline, baseline_label=labels.get(baseline, baseline),
                        metric=metric,
                        higher_is_better=higher_is_better(metric), n=int(c['n']),
+                       n_censored=int(c['n_censored']),
                        mean_diff=c['mean_diff'], ci_low=c['ci_low'], ci_high=c['ci_high'],
                        p_ttest=c['p_ttest'], p_permutation=c['p_permutation'],
-                       p_holm=math.nan, prob_improvement=prob,
+                       p_holm=math.nan, seed_win_rate=wins,
                        min_attainable_p=c['min_attainable_p'], image_n=0,
                        image_diff=math.nan, image_ci_low=math.nan, image_ci_high=math.nan,
                        image_p=math.nan)
             if metric == headline and seeds and _same_images(
                     study, (variant, seeds[0]), (baseline, seeds[0])):
-                v = per_image(study, variant, seeds, metric)
-                b = per_image(study, baseline, seeds, metric)
+                v = per_keypoint(study, variant, seeds, metric)
+                b = per_keypoint(study, baseline, seeds, metric)
                 if v is not None and b is not None and v.shape == b.shape:
                     ib = stats.paired_image_bootstrap(v, b, n_resamples=n_resamples,
                                                       confidence=confidence, seed=0)
@@ -215,8 +240,17 @@ def per_joint_table(study: Study, baseline: str, labels: Mapping[str, str]) -> p
 
 def runs_table(study: Study) -> pd.DataFrame:
     """One row per run: method, seed, status, message, epochs, wall_s (training), eval_wall_s
-    (evaluation), test_instances."""
-    return study.runs.copy()
+    (evaluation), test_instances, then one column per metric with the run's value (the
+    per-seed values behind every summary and comparison; empty for a failed run, ``inf`` for
+    a censored "epochs to reach")."""
+    runs = study.runs.copy()
+    m = study.metrics
+    if m.empty:
+        return runs
+    order = list(dict.fromkeys(m['metric']))
+    wide = m.pivot(index=['method', 'seed'], columns='metric', values='value')[order]
+    wide.columns.name = None
+    return runs.merge(wide.reset_index(), on=['method', 'seed'], how='left')
 
 
 # ---------------------------------------------------------------------------------- markdown
@@ -229,37 +263,55 @@ def summary_markdown(summary: pd.DataFrame) -> str:
         'std': [fmt_value(v, m) for v, m in zip(summary['std'], summary['metric'])],
         'CI low': [fmt_value(v, m) for v, m in zip(summary['ci_low'], summary['metric'])],
         'CI high': [fmt_value(v, m) for v, m in zip(summary['ci_high'], summary['metric'])],
-        'n': summary['n'].map(fmt_int)})
-    return to_markdown(df)
+        'median': [fmt_value(v, m) for v, m in zip(summary['median'], summary['metric'])],
+        'n': summary['n'].map(fmt_int),
+        'never reached': [fmt_int(k) if is_censored(m) else NA
+                          for k, m in zip(summary['n_censored'], summary['metric'])]})
+    return ('Mean over seeds with its Student-t CI; for an "epochs to reach" metric, runs that '
+            'never reached the level count as ∞ (never dropped): the mean is then ∞ and the '
+            'median is the summary.\n\n' + to_markdown(df))
+
+
+def _main_header(metric: str) -> str:
+    arrow = '↑' if higher_is_better(metric) else '↓'
+    return f'{metric} {arrow}' + (' (median)' if is_censored(metric) else '')
 
 
 def main_markdown(summary: pd.DataFrame, metrics: Sequence[str], methods: Sequence[str]) -> str:
-    """Methods × headline metrics, each cell ``mean [CI low, CI high]``; the best mean per
-    column in bold (highest, or lowest for ↓ metrics)."""
+    """Methods × headline metrics, each cell ``mean [CI low, CI high]`` (Student t); for a
+    censored metric ("epochs to reach") the median over seeds with censored runs at ∞ and the
+    count of runs that never reached the level. The best value per column in bold (highest,
+    or lowest for ↓ metrics)."""
     s = summary.set_index(['method', 'metric'])
     table = {'method': [], 'seeds': []}
     for metric in metrics:
-        table[f'{metric} {"↑" if higher_is_better(metric) else "↓"}'] = []
+        table[_main_header(metric)] = []
     best = {}
     for metric in metrics:
-        means = {m: s.loc[(m, metric), 'mean'] for m in methods if (m, metric) in s.index}
-        means = {m: v for m, v in means.items() if _finite(v)}
+        col = 'median' if is_censored(metric) else 'mean'
+        means = {m: s.loc[(m, metric), col] for m in methods if (m, metric) in s.index}
+        means = {m: v for m, v in means.items() if _finite(v) or _is_posinf(v)}
         if len(means) > 1:
             pick = max if higher_is_better(metric) else min
             target = pick(means.values())
-            best[metric] = {m for m, v in means.items() if v == target}
+            if _finite(target):                  # no "best" when every run is censored
+                best[metric] = {m for m, v in means.items() if v == target}
     for m in methods:
         first = s.loc[(m, metrics[0])]
         table['method'].append(first['label'])
         table['seeds'].append(fmt_int(first['n']))
         for metric in metrics:
             r = s.loc[(m, metric)]
-            cell = fmt_value(r['mean'], metric)
+            censored = is_censored(metric)
+            cell = fmt_value(r['median' if censored else 'mean'], metric)
             if m in best.get(metric, ()):
                 cell = f'**{cell}**'
-            if _finite(r['ci_low']) and _finite(r['ci_high']):
+            if censored:
+                if _finite(r['n_censored']) and r['n_censored'] > 0:
+                    cell += f' ({int(r["n_censored"])}/{int(r["n"])} never)'
+            elif _finite(r['ci_low']) and _finite(r['ci_high']):
                 cell += f' [{fmt_value(r["ci_low"], metric)}, {fmt_value(r["ci_high"], metric)}]'
-            table[f'{metric} {"↑" if higher_is_better(metric) else "↓"}'].append(cell)
+            table[_main_header(metric)].append(cell)
     return to_markdown(pd.DataFrame(table))
 
 
@@ -271,14 +323,15 @@ def comparison_markdown(comparison: pd.DataFrame, *, image: bool = True) -> str:
     df = pd.DataFrame({
         'variant': c['variant_label'],
         'metric': [f'{m} {"↑" if h else "↓"}' for m, h in zip(c['metric'], c['higher_is_better'])],
-        'n': c['n'].map(fmt_int),
+        'n': [fmt_int(n) + (f' (+{int(k)} censored)' if _finite(k) and k > 0 else '')
+              for n, k in zip(c['n'], c['n_censored'])],
         'diff': [fmt_diff(v, m) for v, m in zip(c['mean_diff'], c['metric'])],
         'CI': [f'[{fmt_diff(lo, m)}, {fmt_diff(hi, m)}]' if _finite(lo) and _finite(hi) else NA
                for lo, hi, m in zip(c['ci_low'], c['ci_high'], c['metric'])],
         'p (t)': c['p_ttest'].map(fmt_p),
         'p (perm.)': c['p_permutation'].map(fmt_p),
         'p (Holm)': c['p_holm'].map(fmt_p),
-        'P(better)': c['prob_improvement'].map(lambda x: f'{x:.2f}' if _finite(x) else NA),
+        'seed win rate': c['seed_win_rate'].map(lambda x: f'{x:.2f}' if _finite(x) else NA),
         'min p': c['min_attainable_p'].map(fmt_p)})
     if image:
         df['image diff [CI], p'] = [

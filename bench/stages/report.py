@@ -4,12 +4,15 @@ Reads ``runs/<method>/seed<k>/`` for every active method × seed (:mod:`bench.re
 computes the statistics (:mod:`bench.report.tables` through :mod:`bench.report.stats`), draws
 the figures (:mod:`bench.report.figures`) and writes:
 
-- ``summary.csv|md``: per method × metric mean, std, bootstrap CI, n (seeds);
+- ``summary.csv|md``: per method × metric mean, std, Student-t CI, median, n (seeds),
+  n_censored (runs that never reached an "epochs to reach" level);
 - ``comparison.csv|md``: every variant vs ``report.baseline`` paired by seed, Holm-adjusted,
-  plus the per-image paired bootstrap on the headline metric;
-- ``per_joint.csv|md``: PCK@0.1 per keypoint and method; ``runs.csv``: every run's status and
-  wall time (failed runs included, with their message);
+  plus the paired bootstrap over test instances of the headline statistic;
+- ``per_joint.csv|md``: PCK@0.1 per keypoint and method; ``runs.csv``: every run's status,
+  wall time and value of every metric (failed runs included, with their message);
 - ``metrics.json``: {method: {metric: mean}} (DVC metrics);
+- ``ap_resolution.csv``: per method, AP's keypoint tolerance against one heatmap pixel
+  (:mod:`bench.report.ap_resolution`; the README flags AP when it cannot separate methods);
 - ``figures/*.png`` (:data:`bench.report.figures.FIGURES`) and ``README.md``.
 
 Deterministic: bootstrap and permutation seeds are fixed, every iteration is sorted and the
@@ -29,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.params import Params, ParamsError, workdir
-from bench.report import collect, tables
+from bench.report import collect, instrument, sections, tables
 from bench.report.stats import significance_sentence
 
 SOFTWARE = ('torch', 'mmengine', 'mmcv', 'mmpose', 'dvc', 'numpy')
@@ -40,12 +43,8 @@ MD_FILES = ('summary.md', 'comparison.md', 'per_joint.md')
 def _joint_names(params: Params) -> list[str] | None:
     """Keypoint names in dataset order, from ``data.metainfo`` (None when unavailable)."""
     try:
-        from mmpose.datasets.datasets.utils import parse_pose_metainfo
-
-        from bench.config import resolve_metainfo
-        meta = parse_pose_metainfo(dict(from_file=resolve_metainfo(params.data.metainfo)))
-        id2name = meta['keypoint_id2name']
-        return [id2name[i] for i in range(len(id2name))]
+        from bench.config import joint_names
+        return joint_names(params.data.metainfo)
     except Exception:  # noqa: BLE001 -- ordering is cosmetic: fall back to metrics.json order
         return None
 
@@ -53,7 +52,7 @@ def _joint_names(params: Params) -> list[str] | None:
 def main_metrics(params: Params) -> list[str]:
     """The metrics of the README's main table."""
     return [*(collect.pck_metric(t) for t in params.eval.pck_thresholds), 'AUC', 'EPE', 'AP',
-            'ECE', collect.reach_metric(params.report.pck_reach)]
+            'mean_OKS', 'AUROC', 'ECE_cal', collect.reach_metric(params.report.pck_reach)]
 
 
 def run(params: Params, runs_root: str | Path | None = None,
@@ -78,8 +77,7 @@ def run(params: Params, runs_root: str | Path | None = None,
     study = collect.load_study(runs_root, methods, params.seeds,
                                pck_thresholds=params.eval.pck_thresholds,
                                pck_reach=rp.pck_reach, joint_order=_joint_names(params))
-    summary = tables.summary_table(study, metrics, labels, confidence=rp.confidence,
-                                   n_resamples=rp.n_bootstrap)
+    summary = tables.summary_table(study, metrics, labels, confidence=rp.confidence)
     comparison = tables.comparison_table(study, metrics, rp.baseline, labels,
                                          headline=rp.headline_metric,
                                          confidence=rp.confidence, n_resamples=rp.n_bootstrap)
@@ -89,6 +87,8 @@ def run(params: Params, runs_root: str | Path | None = None,
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, df in zip(CSV_FILES, (summary, comparison, per_joint, runs)):
         tables.write_csv(df, out_dir / name)
+    tables.write_csv(sections.ap_resolution_table(study, methods, labels),
+                     out_dir / 'ap_resolution.csv')
     tables.write_text(out_dir / 'summary.md', tables.summary_markdown(summary))
     tables.write_text(out_dir / 'comparison.md', tables.comparison_markdown(comparison))
     tables.write_text(out_dir / 'per_joint.md',
@@ -122,7 +122,11 @@ def _draw_figures(params: Params, study: collect.Study, summary: pd.DataFrame,
                  thresholds=params.eval.pck_thresholds, confidence=rp.confidence)
     F.per_joint_diff(per_joint, methods, rp.baseline, labels, fig_dir / 'per_joint_diff.png')
     F.calibration(study, methods, labels, fig_dir / 'calibration.png')
+    F.pixel_calibration(study, methods, labels, fig_dir / 'pixel_calibration.png')
+    F.oks(study, methods, labels, fig_dir / 'oks.png')
     F.sharpness(study, methods, labels, fig_dir / 'sharpness.png')
+    instrument.mechanism_figure(study, methods, labels, fig_dir / 'loss_mechanisms.png',
+                                confidence=rp.confidence)
 
 
 # ------------------------------------------------------------------------------------ README
@@ -216,8 +220,9 @@ def readme(params: Params, study: collect.Study, summary: pd.DataFrame,
     add('Is 2D human pose estimation better posed as **per-pixel classification** — K+1 channels '
         '(background first) that are per-pixel softmax probabilities, trained with a per-pixel '
         'cross-entropy — than as **heatmap regression** — K Gaussian heatmaps trained with an '
-        'MSE loss? Both formulations share the data, backbone, schedule and decoding; only the '
-        f'head\'s output, target and loss differ. Baseline: **{base_label}**; headline metric: '
+        'MSE loss? Both formulations share the data, backbone, input, schedule and test-time '
+        'flip; the head\'s output, codec and loss differ, and the codec floor below shows '
+        'whether the codecs leave every side the same ceiling. Baseline: **{base_label}**; headline metric: '
         f'**{head}** ({"higher" if up else "lower"} is better).\n')
 
     add('## Setup\n')
@@ -238,7 +243,7 @@ def readme(params: Params, study: collect.Study, summary: pd.DataFrame,
                      f'{t.val_interval} epoch(s)'),
         ('seeds', f'{len(params.seeds)}: {", ".join(str(s) for s in params.seeds)} (each seed '
                   f'drives data order and initialisation; methods are paired by seed)'),
-        ('statistics', f'{conf:.0%} bootstrap CIs over seeds ({rp.n_bootstrap} resamples), '
+        ('statistics', f'{conf:.0%} Student-t CIs of the mean over seeds, '
                        f'paired comparisons by seed: exact sign-flip permutation test, '
                        f'Holm-adjusted over the variants per metric, α = {alpha:g}'),
         ('software', ', '.join(f'{d} {_version(d)}' for d in SOFTWARE)
@@ -248,21 +253,36 @@ def readme(params: Params, study: collect.Study, summary: pd.DataFrame,
     ]
     setup += _stage_times(runs, study.runs_root.parent / 'data' / 'timing.json')
     add(tables.to_markdown(pd.DataFrame(setup, columns=['', 'value'])))
-    mt = pd.DataFrame([(labels[x], f'`{x}`', f'`{params.methods[x].config}`',
-                        f'`{json.dumps(params.methods[x].loss, sort_keys=True)}`'
-                        if params.methods[x].loss else 'config default',
-                        tables.fmt_int(n_ok.get(x, 0)))
-                       for x in methods], columns=['method', 'key', 'config', 'loss', 'seeds ok'])
-    add('Methods:\n')
-    add(tables.to_markdown(mt))
+    add('Methods (generated from each method\'s resolved MMPose config by the `floor` stage, '
+        '[`methods.csv`](methods.csv)):\n')
+    add(instrument.methods_markdown(instrument.read_csv(out_dir / 'methods.csv'), methods,
+                                    n_ok.to_dict()))
+
+    add('## The instrument: codec floor\n')
+    floor = instrument.read_csv(out_dir / 'codec_floor.csv')
+    add('What a *perfect* network scores on the test split with each method\'s codec, flip test '
+        'and decoder: the ground truth encoded, passed through the method\'s own head `predict` '
+        'and decoded ([`codec_floor.csv`](codec_floor.csv), per joint there too). A comparison '
+        'measures formulations only where the floors agree.\n')
+    add(instrument.floor_markdown(floor, summary, params.eval.pck_thresholds, head, labels))
+    equal = instrument.floors_equal(floor, methods, collect.pck_metric(
+        params.eval.pck_thresholds[0]))
+    if equal is False:
+        add(f'> **The trained methods\' floors differ** by more than 0.01 in '
+            f'{collect.pck_metric(params.eval.pck_thresholds[0])}: part of any difference below '
+            'is the codecs\', not the formulations\'.\n')
+    elif equal:
+        add(f'The trained methods\' floors agree within 0.01 in '
+            f'{collect.pck_metric(params.eval.pck_thresholds[0])}: every side has the same '
+            'ceiling.\n')
 
     add('## Results\n')
-    add(f'Test-set metrics: mean over seeds with its {conf:.0%} bootstrap CI in brackets, best '
-        'mean in bold. ECE: expected calibration error of the keypoint scores against a '
-        'PCK@0.1 hit. '
+    add(f'Test-set metrics: mean over seeds with its {conf:.0%} Student-t CI in brackets, best '
+        'mean in bold; each score is defined under "What each score is" below. '
         f'`{collect.reach_metric(rp.pck_reach)}`: first epoch whose validation PCK@0.1 reaches '
-        f'{rp.pck_reach:g} (runs that never reach it are left out of its mean and n). '
-        'All metrics with std and n: [`summary.md`](summary.md).\n')
+        f'{rp.pck_reach:g}, as the median over seeds with the runs that never reach it counted '
+        'as ∞ (and their number). All metrics with std, median and n: '
+        '[`summary.md`](summary.md); every run\'s value: [`runs.csv`](runs.csv).\n')
     if (n_ok <= 1).all():
         add('> **Confidence intervals are unavailable**: every method has at most one successful '
             'seed; the tables show single-run values, and no paired test is possible. Add seeds '
@@ -273,6 +293,8 @@ def readme(params: Params, study: collect.Study, summary: pd.DataFrame,
             'seeds).\n')
     add(tables.main_markdown(summary, main_metrics(params), methods))
     add('![Test metrics per method](figures/metric_comparison.png)\n')
+    add(sections.scores_markdown(collect.reach_metric(rp.pck_reach)))
+    add(sections.ap_markdown(sections.ap_resolution_table(study, methods, labels)))
 
     add(f'### Paired comparison with {base_label}\n')
     if comparison.empty:
@@ -281,11 +303,13 @@ def readme(params: Params, study: collect.Study, summary: pd.DataFrame,
         add('Difference = variant − baseline, paired by seed over the seeds where both runs '
             'succeeded (n); CI: Student t. `p (perm.)`: exact two-sided sign-flip permutation '
             f'test, `p (Holm)`: adjusted over the {comparison.variant.nunique()} variant(s) per '
-            'metric; `P(better)`: share of seeds where the variant is better; `min p`: the '
-            'smallest p the exact test can give with n seeds. `image diff`: per-test-image '
-            f'paired bootstrap of {head} (per-image values averaged over the paired seeds); it '
-            'reflects test-image sampling noise only, not seed-to-seed training noise. '
-            'All metrics: [`comparison.md`](comparison.md).\n')
+            'metric; `seed win rate`: share of the paired seeds where the variant is better '
+            '(a count, not a probability); `min p`: the smallest p the exact test can give '
+            'with n seeds; `censored`: pairs left out of diff and tests because a run never '
+            'reached the level (they count in the win rate). `image diff`: paired bootstrap '
+            f'over test instances of {head} itself (each resample recomputes every paired '
+            'seed\'s statistic); it reflects test-set sampling noise only, not seed-to-seed '
+            'training noise. All metrics: [`comparison.md`](comparison.md).\n')
         shown = comparison[comparison.metric.isin(main_metrics(params))]
         add(tables.comparison_markdown(shown))
         min_p = comparison['min_attainable_p']
@@ -310,10 +334,29 @@ def readme(params: Params, study: collect.Study, summary: pd.DataFrame,
     add('![Learning curves](figures/learning_curves.png)\n')
     add('### PCK vs threshold\n')
     add('![PCK curves](figures/pck_curves.png)\n')
-    add('### Calibration\n')
-    add('Regression scores are heatmap maxima, not probabilities (clipped to [0, 1] here); '
-        'classification scores are softmax probabilities.\n')
+    add('### Confidence of the keypoint scores\n')
+    add('Regression scores are heatmap maxima, classification scores softmax peak '
+        'probabilities: not one scale. Left, the ROC of each score as a detector of a PCK@0.1 '
+        'hit (AUROC: ranking only, comparable); middle, the reliability after isotonic '
+        'recalibration fitted on each run\'s validation split (ECE_cal, comparable); right, the '
+        'raw scores (ECE_raw, not comparable across formulations).\n')
     add('![Calibration](figures/calibration.png)\n')
+    add('### Per-pixel calibration (classification)\n')
+    add(sections.pixel_calibration_markdown(summary, methods))
+    add('### Object keypoint similarity\n')
+    add('![OKS per instance](figures/oks.png)\n')
+    add('### Loss mechanisms (classification)\n')
+    mech = instrument.mechanism_table(study, methods, labels)
+    if mech.empty:
+        add('_No classification run logged its loss parts._\n')
+    else:
+        add('Measured in every training (DVCLive `train/bg_kept`, `train/bg_part`, '
+            '`train/fg_part`, `train/part_ratio`): the share of background pixels that hard '
+            'negative mining kept, and the background part of the loss over its positive part '
+            '(the two parts add up to the loss; 1 = balanced). A pixel is background when its '
+            'background target is ≥ the loss\'s `bg_threshold`. Last epoch, mean over seeds:\n')
+        add(tables.to_markdown(mech.reset_index().rename(columns={'index': 'method'}).round(4)))
+        add('![Loss mechanisms](figures/loss_mechanisms.png)\n')
     add('### Heatmap sharpness\n')
     add('Per keypoint map of the final snapshot: spatial entropy (map clipped at 0 and '
         'normalised to sum 1) and peak width (heatmap pixels at or above half the maximum).\n')
@@ -357,7 +400,7 @@ def readme(params: Params, study: collect.Study, summary: pd.DataFrame,
         img = heads[heads['image_diff'].map(tables._finite)]
         if not img.empty:
             add('')
-            add(f'Per-image paired bootstrap on {head} (test-image noise only, seeds averaged; '
+            add(f'Paired bootstrap over test instances of {head} (test-set noise only; '
                 'a complement to, not a replacement for, the seed-level test):')
             for _, row in img.iterrows():
                 add(f'- {row["variant_label"]}: {tables.fmt_diff(row["image_diff"], head)} '

@@ -30,6 +30,7 @@ from bench.config import build_config
 from bench.engine.hooks import DivergenceError
 from bench.params import ROOT, Params, workdir
 from bench.stages.common import check_run, run_dir, write_json
+from bench.stages.run_config import save_run_config
 
 #: Libraries whose version can change the numbers of a training.
 _LIBRARIES = ('torch', 'numpy', 'mmengine', 'mmcv', 'mmpose')
@@ -55,6 +56,8 @@ def run(params: Params, method: str, seed: int) -> dict:
         from bench.engine.dist import init_distributed
         rank = init_distributed(cfg)
     checkpoint = _prepare_work_dir(out, key) if rank == 0 else None
+    if rank == 0:  # what evaluate scores the model under (bench/stages/run_config.py)
+        save_run_config(cfg, work)
     if params.train.launcher == 'pytorch':
         import torch.distributed as torch_dist
         shared = [checkpoint]

@@ -1,0 +1,130 @@
+"""The codec floor: what a *perfect* network would score with a method's codec and test-time
+decoding.
+
+A perfect network outputs, for every test instance, exactly the target its codec encodes from
+the ground truth; with flip test it outputs, for the flipped input, the target of the flipped
+ground truth. Those outputs go through the method's own head ``predict`` (its flip, shift and
+averaging rules, its decoder) with only ``forward`` replaced, and the decoded keypoints are
+mapped back to the original image as ``TopdownPoseEstimator`` does. The geometry (crop, input
+frame) comes from the method's own test pipeline, so the floor is the ceiling that the codec,
+the flip convention and the decoder leave to training: when two methods' floors differ, a
+comparison of their trained results partly measures codecs, not formulations.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+#: How a perfect network's raw output (what ``head.forward`` returns) is made from the codec's
+#: encoded target, per head type. A head missing here has no floor yet.
+PERFECT_OUTPUT: dict[str, Callable[[dict], torch.Tensor]] = {
+    # K Gaussian heatmaps: the output *is* the target
+    'HeatmapHead': lambda enc: torch.as_tensor(enc['heatmaps']),
+    # K+1 logits: any logits whose softmax is the target; log(0) is kept finite so that the
+    # softmax of a pixel never divides by 0
+    'PixelClassHead': lambda enc: torch.as_tensor(enc['heatmaps']).clamp(min=1e-30).log(),
+}
+
+
+def _test_samples(cfg) -> list[dict]:
+    """The test split through the method's test pipeline up to (excluding) packing: one dict
+    per instance with ``transformed_keypoints`` (1, K, 2) in the model-input frame,
+    ``keypoints`` (1, K, 2) in the image, ``keypoints_visible``, ``bbox`` and the
+    ``input_center`` / ``input_scale`` of the crop."""
+    from mmpose.registry import DATASETS
+    from mmpose.utils import register_all_modules
+    register_all_modules(init_default_scope=True)  # no Runner here to set MMPose's scope
+    ds_cfg = cfg.test_dataloader.dataset.copy()
+    ds_cfg['pipeline'] = [t for t in ds_cfg['pipeline'] if t['type'] != 'PackPoseInputs']
+    dataset = DATASETS.build(ds_cfg)
+    return [dataset[i] for i in range(len(dataset))]
+
+
+def _head(cfg):
+    from mmpose.registry import MODELS
+    head = MODELS.build(cfg.model.head)
+    kind = type(head).__name__
+    if kind not in PERFECT_OUTPUT:
+        from bench.errors import RunError
+        raise RunError(f'codec floor: no perfect-output rule for head {kind} '
+                       f'(known: {", ".join(sorted(PERFECT_OUTPUT))}); add one in bench/floor.py')
+    return head, PERFECT_OUTPUT[kind]
+
+
+def perfect_predictions(cfg, samples: list[dict] | None = None) -> dict[str, np.ndarray]:
+    """Decode the ground truth of the test split as a perfect network of ``cfg``'s method would.
+
+    Returns:
+        dict with ``pred`` (N, K, 2) and ``gt`` (N, K, 2) in image pixels, ``mask`` (N, K)
+        bool (labelled keypoints), ``norm`` (N, 2) the bbox size used to normalise PCK (as
+        :class:`bench.engine.metrics.KeypointRecorder`).
+    """
+    from mmengine.structures import InstanceData
+    from mmpose.registry import KEYPOINT_CODECS
+    from mmpose.structures import PoseDataSample
+    from mmpose.structures.keypoint import flip_keypoints
+    from mmpose.utils import register_all_modules
+
+    import bench  # noqa: F401  (our codec and head)
+    register_all_modules(init_default_scope=True)  # no Runner here to set MMPose's scope
+    samples = _test_samples(cfg) if samples is None else samples
+    codec = KEYPOINT_CODECS.build(cfg.codec)
+    head, perfect = _head(cfg)
+    head.eval()
+    test_cfg = dict(cfg.model.get('test_cfg', {}))
+    flip = bool(test_cfg.get('flip_test', False))
+    input_size = np.asarray(codec.input_size, np.float32)
+
+    outputs, flipped, data_samples = [], [], []
+    for s in samples:
+        kpts, vis = s['transformed_keypoints'][:1], s['keypoints_visible'][:1]
+        outputs.append(perfect(codec.encode(kpts, vis)))
+        if flip:
+            f_kpts, f_vis = flip_keypoints(kpts, vis, image_size=tuple(codec.input_size),
+                                           flip_indices=s['flip_indices'])
+            flipped.append(perfect(codec.encode(f_kpts, f_vis)))
+        ds = PoseDataSample(metainfo=dict(flip_indices=s['flip_indices']))
+        ds.gt_instances = InstanceData()
+        data_samples.append(ds)
+
+    head.forward = lambda feats: feats  # the "features" are the perfect outputs themselves
+    feats = torch.stack(outputs)
+    if flip:
+        feats = [feats, torch.stack(flipped)]
+    # MMPose's DARK rescales each blurred map by max / max: 0 / 0 for the all-zero map of an
+    # unlabelled keypoint, whose (NaN) prediction the metrics mask out anyway
+    with torch.no_grad(), np.errstate(invalid='ignore', divide='ignore'):
+        preds = head.predict(feats, data_samples, test_cfg=test_cfg)
+    if isinstance(preds, tuple):
+        preds = preds[0]
+
+    pred = np.stack([p.keypoints[0, :, :2] for p in preds]).astype(np.float64)
+    center = np.stack([s['input_center'] for s in samples])[:, None]
+    scale = np.stack([s['input_scale'] for s in samples])[:, None]
+    # TopdownPoseEstimator.add_pred_to_datasample: model-input frame -> image
+    pred = pred / input_size * scale + center - 0.5 * scale
+    bbox = np.stack([s['bbox'][0] for s in samples])
+    size = np.max(bbox[:, 2:] - bbox[:, :2], axis=1)
+    return dict(pred=pred,
+                gt=np.stack([s['keypoints'][0, :, :2] for s in samples]).astype(np.float64),
+                mask=np.stack([s['keypoints_visible'][0] for s in samples]) > 0.5,
+                norm=np.stack([size, size], axis=1))
+
+
+def floor_metrics(pp: dict[str, np.ndarray], thresholds=(0.05, 0.1, 0.2),
+                  per_joint_thr: float = 0.1, joint_names=None) -> dict[str, float]:
+    """PCK (MMPose's ``keypoint_pck_accuracy``: mean over joints of per-joint accuracy), EPE
+    (image pixels) and per-joint PCK of :func:`perfect_predictions`' output."""
+    from mmpose.evaluation.functional import keypoint_epe, keypoint_pck_accuracy
+    pred, gt, mask, norm = pp['pred'], pp['gt'], pp['mask'], pp['norm']
+    out: dict[str, float] = {}
+    for thr in thresholds:
+        out[f'PCK@{thr:g}'] = float(keypoint_pck_accuracy(pred, gt, mask, thr, norm)[1])
+    out['EPE'] = float(keypoint_epe(pred, gt, mask))
+    per_joint = keypoint_pck_accuracy(pred, gt, mask, per_joint_thr, norm)[0]
+    for j, acc in enumerate(per_joint):
+        name = joint_names[j] if joint_names else str(j)
+        out[f'PCK@{per_joint_thr:g}/{name}'] = float(acc)
+    return out

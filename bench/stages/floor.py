@@ -1,0 +1,135 @@
+"""Stage ``floor``: the codec floor of every method, and what each method *is*, from its
+resolved config.
+
+Writes (no training; seconds):
+
+- ``reports/codec_floor.csv``: one row per method defined in ``params.yaml`` (``active``
+  says which ones the study trains): the test split's ground truth encoded by the method's
+  codec, flipped and decoded at test time exactly as the trained model's outputs are
+  (:mod:`bench.floor`), scored with the report's metrics: PCK at ``eval.pck_thresholds``, EPE
+  (image pixels) and per-joint PCK@0.1. A head with no floor rule gets a row with a ``note``.
+- ``reports/methods.csv``: per method, the head, codec, decoding, refinement, flip test and loss,
+  each generated from the resolved MMEngine config (the report's method table).
+- ``reports/imbalance.csv``: the background share of the classification targets of the test
+  split at the profile's heatmap size and at 64x64, and what OHEM would keep of it
+  (:mod:`bench.imbalance`).
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import pandas as pd
+
+from bench.config import build_config, joint_names, num_keypoints
+from bench.params import Params, workdir
+from bench.stages.common import write_json
+
+FLOOR_FILE = 'codec_floor.csv'
+METHODS_FILE = 'methods.csv'
+IMBALANCE_FILE = 'imbalance.csv'
+#: The second heatmap size of the imbalance table: where the paper's problem is real.
+IMBALANCE_SIZE = (64, 64)
+
+
+def describe_decoding(codec: dict, head: dict) -> tuple[str, str]:
+    """(decoding, refinement) of a codec config, in words, from its type and arguments."""
+    kind = codec.get('type')
+    if kind == 'MSRAHeatmap':
+        if codec.get('unbiased'):
+            return ('unbiased Gaussian targets (untruncated, sub-pixel centre); arg-max',
+                    f'DARK: Gaussian blur (kernel {codec.get("blur_kernel_size", 11)}), then one '
+                    'Newton step on the log-heatmap')
+        return ('Gaussian targets cut at 3σ around the rounded centre (MMPose 1.3.2 '
+                'truncation bug); arg-max', 'quarter-pixel step towards the higher neighbour')
+    if kind == 'PixelClassLabel':
+        exact = codec.get('decode_exact', True)
+        decoding = ('softmax over K+1; the Gaussians recovered exactly from the mixture '
+                    '(per-pixel root of Π(1−r·T)=P₀); arg-max' if exact
+                    else 'softmax over K+1; arg-max of P_j (no mixture inversion)')
+        refine = ('one Newton step on the log of the recovered Gaussian (3×3 stencil; '
+                  'two-point σ formula at the border)' if codec.get('decode_refine', True)
+                  else 'none')
+        return decoding, refine
+    return (f'{kind} (see its MMPose docstring)', 'codec default')
+
+
+def describe(params: Params, method: str) -> dict:
+    cfg = build_config(params, method, seed=0)
+    head, codec = cfg.model.head, cfg.codec
+    test_cfg = cfg.model.get('test_cfg', {})
+    decoding, refine = describe_decoding(codec, head)
+    codec_args = {k: v for k, v in codec.items() if k not in ('type', 'input_size',
+                                                               'heatmap_size')}
+    flip = ('flip test, heatmap mode, flipped map shifted 1 px' if test_cfg.get('shift_heatmap')
+            else 'flip test, heatmap mode') if test_cfg.get('flip_test') else 'none'
+    return dict(method=method, label=params.methods[method].label or method,
+                config=params.methods[method].config, head=head['type'],
+                codec=f'{codec["type"]}({json.dumps(codec_args, sort_keys=True)})',
+                decoding=decoding, refinement=refine, test_time=flip,
+                loss=json.dumps(dict(head['loss']), sort_keys=True))
+
+
+def _floor_key(cfg) -> str:
+    return json.dumps([dict(cfg.codec), cfg.model.head['type'],
+                       dict(cfg.model.get('test_cfg', {}))], sort_keys=True, default=str)
+
+
+def run(params: Params) -> pd.DataFrame:
+    from bench.floor import PERFECT_OUTPUT, _test_samples, floor_metrics, perfect_predictions
+
+    start = time.perf_counter()
+    names = joint_names(params.data.metainfo)
+    thresholds = list(params.eval.pck_thresholds)
+    rows, described, cache, samples = [], [], {}, None
+    for method in sorted(params.methods, key=lambda m: (m not in params.active_methods, m)):
+        cfg = build_config(params, method, seed=0)
+        described.append(describe(params, method))
+        row = dict(method=method, label=params.methods[method].label or method,
+                   active=method in params.active_methods, codec=cfg.codec['type'], note='')
+        if cfg.model.head['type'] not in PERFECT_OUTPUT:
+            row['note'] = f'no floor: head {cfg.model.head["type"]} has no perfect-output rule'
+            rows.append(row)
+            continue
+        key = _floor_key(cfg)
+        if key not in cache:
+            samples = _test_samples(cfg) if samples is None else samples
+            pp = perfect_predictions(cfg, samples)
+            cache[key] = floor_metrics(pp, thresholds, joint_names=names)
+        row.update(cache[key])
+        rows.append(row)
+    floor = pd.DataFrame(rows)
+    out = workdir() / 'reports'
+    out.mkdir(parents=True, exist_ok=True)
+    floor.to_csv(out / FLOOR_FILE, index=False, float_format='%.6g', lineterminator='\n')
+    pd.DataFrame(described).to_csv(out / METHODS_FILE, index=False, lineterminator='\n')
+    _write_imbalance(params, samples, out / IMBALANCE_FILE)
+    write_json(workdir() / 'data' / 'floor_timing.json',
+               dict(stage='floor', wall_s=round(time.perf_counter() - start, 1)))
+    k = num_keypoints(params.data.metainfo)
+    head = thresholds[0] if thresholds else None
+    for r in rows:
+        if head is not None and not math.isnan(r.get(f'PCK@{head:g}', math.nan)):
+            print(f'floor {r["method"]:>16}: PCK@{head:g} {r[f"PCK@{head:g}"]:.4f}  '
+                  f'EPE {r["EPE"]:.2f} px  (K={k})')
+    return floor
+
+
+def _write_imbalance(params: Params, samples, path) -> None:
+    from bench.floor import _test_samples
+    from bench.imbalance import imbalance_rows
+    if samples is None:
+        samples = _test_samples(build_config(params, params.active_methods[0], seed=0))
+    sizes = [tuple(params.model.heatmap_size)]
+    if tuple(IMBALANCE_SIZE) not in sizes:
+        sizes.append(IMBALANCE_SIZE)
+    import inspect
+
+    from bench.models import PixelCrossEntropyLoss
+    default = inspect.signature(PixelCrossEntropyLoss).parameters['bg_threshold'].default
+    thresholds = [float(spec.loss['bg_threshold']) for spec in params.methods.values()
+                  if spec.loss and 'bg_threshold' in spec.loss] or [default]
+    rows = imbalance_rows(samples, params.model.input_size, sizes, params.model.sigma,
+                          bg_threshold=thresholds[0])
+    pd.DataFrame(rows).to_csv(path, index=False, float_format='%.4g', lineterminator='\n')

@@ -1,0 +1,76 @@
+"""`evaluate` scores a model under the config saved with its training run, never under today's
+params.yaml (issue 15, item 6), and writes what the report's confidence figures need."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from bench.config import build_config
+from bench.errors import RunError
+from bench.params import ROOT, load_params
+from bench.stages.run_config import RUN_CONFIG, load_run_config, save_run_config
+from conftest import bench, write_params
+
+
+def test_saved_config_round_trips_and_follows_a_moved_checkout(tmp_path, monkeypatch):
+    old, new = tmp_path / 'old', tmp_path / 'new'
+    old.mkdir()
+    new.mkdir()
+    params = load_params(ROOT / 'params.yaml')
+    monkeypatch.setenv('POSEBENCH_WORKDIR', str(old))
+    cfg = build_config(params, 'cls_ohem', 0)
+    path = save_run_config(cfg, old / 'train')
+    assert path.name == RUN_CONFIG and str(old) not in path.read_text()
+    assert load_run_config(old / 'train').to_dict() == cfg.to_dict()
+    # the same run folder read from another checkout location: paths follow the checkout
+    monkeypatch.setenv('POSEBENCH_WORKDIR', str(new))
+    moved = load_run_config(old / 'train')
+    assert moved.test_dataloader.dataset.data_root == \
+        cfg.test_dataloader.dataset.data_root.replace(str(old), str(new))
+    assert moved.model.to_dict() == cfg.model.to_dict()
+
+
+def test_run_without_saved_config_is_a_one_line_error(tmp_path):
+    with pytest.raises(RunError) as exc:
+        load_run_config(tmp_path / 'train', run='cls_ohem/seed0')
+    assert 'cls_ohem/seed0' in str(exc.value) and '\n' not in str(exc.value)
+    assert 'train@cls_ohem-0' in str(exc.value)
+
+
+@pytest.mark.slow
+def test_params_edit_after_training_does_not_change_the_scores(tiny_work):
+    """Train, evaluate, then edit params.yaml in ways that would change how the model is
+    scored (input size, heatmap sigma: decoding) without retraining: evaluate must give
+    byte-identical metrics."""
+    write_params(tiny_work, train={'epochs': 1})
+    for method in ('regression_dark', 'cls_ohem'):
+        bench(tiny_work, 'train', '--method', method, '--seed', '0')
+        bench(tiny_work, 'evaluate', '--method', method, '--seed', '0')
+    run = {m: tiny_work / 'runs' / m / 'seed0' for m in ('regression_dark', 'cls_ohem')}
+    before = {m: (r / 'metrics.json').read_bytes() for m, r in run.items()}
+
+    write_params(tiny_work, train={'epochs': 1},
+                 model={'input_size': [128, 128], 'heatmap_size': [32, 32], 'sigma': 2.5})
+    for method, r in run.items():
+        bench(tiny_work, 'evaluate', '--method', method, '--seed', '0')
+        assert (r / 'metrics.json').read_bytes() == before[method], method
+
+    # what the report reads: both splits' dumps, and the per-pixel calibration of the
+    # classification head only
+    cls = json.loads(before['cls_ohem'])
+    reg = json.loads(before['regression_dark'])
+    assert 0 <= cls['pixel_ECE'] < 1 and 'pixel_ECE' not in reg
+    for m, r in run.items():
+        metrics = json.loads(before[m])
+        assert 0 <= metrics['mean_OKS'] <= 1
+        with np.load(r / 'eval' / 'keypoints_val.npz') as val, \
+                np.load(r / 'eval' / 'keypoints.npz') as test:
+            assert val['dists'].shape == (8, 17) and test['dists'].shape == (12, 17)
+            assert np.isfinite(test['heatmap_px']).all() and (test['areas'] > 0).all()
+    with np.load(run['cls_ohem'] / 'eval' / 'pixel_calibration.npz') as z:
+        assert z['count'].sum() == 12 * 18 * 16 * 16
+    assert not (run['regression_dark'] / 'eval' / 'pixel_calibration.npz').exists()
+    assert os.path.getsize(run['cls_ohem'] / 'train' / RUN_CONFIG) > 1000
