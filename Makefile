@@ -5,11 +5,12 @@ VENV   := .venv
 STAMP  := $(VENV)/.posebench-installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup repro test test-fast perf study clean-runs
+.PHONY: setup repro test test-fast perf study clean-runs gpu-check
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml bench/install.py
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found: install Python 3.11 (e.g. 'apt-get install python3.11' or 'pyenv install 3.11'), or name one: make setup PYTHON=/path/to/python3.11" >&2; exit 2; }
 	$(PYTHON) bench/install.py $(VENV)
 	touch $@
 
@@ -28,6 +29,11 @@ test-fast: $(STAMP)
 # Micro-benchmarks: reports/perf.md and reports/perf.csv (not part of `repro`).
 perf: $(STAMP)
 	python -m bench perf
+
+# On a CUDA machine: deterministic GPU trainings (twice, compared) and one study-profile epoch
+# per method, timed. Elsewhere it says so in one line and exits 0. Not part of `make test`.
+gpu-check: $(STAMP)
+	python -m bench gpu-check
 
 # The full study profile (every method, 8 seeds, 20 epochs): hours on a CPU, see README.
 # It replaces params.yaml, so it refuses to overwrite uncommitted edits of it; `git checkout

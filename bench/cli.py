@@ -6,7 +6,6 @@ a broken dataset, a diverged run) into one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 
@@ -30,6 +29,13 @@ def _parser() -> argparse.ArgumentParser:
                    'method descriptions and the imbalance table: reports/codec_floor.csv, '
                    'methods.csv, imbalance.csv')
     sub.add_parser('report', help='tables, figures and reports/README.md from every run')
+    sp = sub.add_parser('gpu-check', help='on a CUDA machine: deterministic GPU trainings '
+                        '(twice, compared) and one timed study-profile epoch per method; '
+                        'elsewhere one line and exit 0')
+    sp.add_argument('--out', default='reports', help='where gpu_check.json goes')
+    sp.add_argument('--train-images', type=int, default=None,
+                    help='cap the study profile\'s training images (default: all)')
+    sp.add_argument('--skip-throughput', action='store_true', help='determinism check only')
     sp = sub.add_parser('perf', help='micro-benchmarks: codec, loss, training step, pipeline')
     sp.add_argument('--quick', action='store_true', help='fewer repeats (for tests)')
     sp.add_argument('--out', default='reports', help='output folder')
@@ -52,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     # Every stage needs the project's modules in MMPose's registries: it builds models from
     # configs (and the params schema may look a loss type up in MODELS).
+    if args.command == 'gpu-check':  # its stages run as their own processes
+        from bench.gpu_check import run as gpu_check
+        return gpu_check(args.out, args.train_images, args.skip_throughput)
     import bench
     bench.register_modules()
     from bench.errors import USER_ERRORS
@@ -61,15 +70,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == 'data':
             from bench.stages.data import run
             run(params)
-        elif args.command == 'train' and params.train.launcher == 'pytorch' \
-                and 'LOCAL_RANK' not in os.environ:
-            # `dvc repro` starts one process: it becomes torchrun with train.gpus workers
-            cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone',
-                   f'--nproc_per_node={params.train.gpus}', '-m', 'bench']
-            cmd += ['--params', args.params] if args.params else []
-            cmd += ['train', '--method', args.method, '--seed', str(args.seed)]
-            return subprocess.run(cmd).returncode
         elif args.command in ('train', 'evaluate'):
+            from bench.launch import configure_determinism, relaunch_command
+            configure_determinism(params.train.deterministic)  # before any CUDA call
+            own = (['--params', args.params] if args.params else []) + [
+                args.command, '--method', args.method, '--seed', str(args.seed)]
+            cmd = relaunch_command(params.train.launcher, params.train.gpus, own) \
+                if args.command == 'train' else None
+            if cmd is not None:
+                # `dvc repro` starts one process: it becomes torchrun / srun with train.gpus
+                # workers, which come back here and train
+                return subprocess.run(cmd).returncode
             from bench.stages import evaluate, train
             stage = train if args.command == 'train' else evaluate
             stage.run(params, args.method, args.seed)

@@ -114,6 +114,7 @@ def build_config(params: Params, method: str, seed: int,
                 tr['encoder'] = codec
         loader.num_workers = t.workers
         loader.persistent_workers = False
+
         if split == 'train':
             loader.batch_size = t.batch_size
     for split in ('val', 'test'):

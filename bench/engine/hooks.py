@@ -13,6 +13,7 @@ from mmengine.hooks import Hook
 from mmpose.registry import HOOKS
 
 from bench.engine.inference import input_from_original, test_cfg_override, to_input_frame
+from bench.engine.seeding import epoch_generator
 
 
 class DivergenceError(RuntimeError):
@@ -60,12 +61,14 @@ class DivergenceGuardHook(Hook):
 
 @HOOKS.register_module()
 class EpochSeedHook(Hook):
-    """Re-seed the augmentation RNGs (numpy, random) of the main process at every epoch.
+    """Re-seed the augmentation RNGs at every epoch.
 
     With data loading in the main process (``num_workers=0``), MMPose's transforms draw from
     the global numpy RNG, whose state a checkpoint does not hold. Seeding each epoch from
     (seed, epoch) makes every epoch reproducible on its own, so a run resumed at epoch e draws
-    exactly the augmentations an uninterrupted run draws.
+    exactly the augmentations an uninterrupted run draws. With workers, the train loader gets a
+    generator seeded from (seed, epoch, rank), from which PyTorch derives each worker's seed
+    (:mod:`bench.engine.seeding`): a new stream every epoch, the same one for the same seed.
 
     Args:
         seed (int): the run's seed.
@@ -79,6 +82,9 @@ class EpochSeedHook(Hook):
         epoch_seed = int(np.random.SeedSequence([self.seed, runner.epoch]).generate_state(1)[0])
         np.random.seed(epoch_seed)
         random.seed(epoch_seed)
+        loader = runner.train_dataloader
+        if getattr(loader, 'num_workers', 0) > 0:
+            loader.generator = epoch_generator(self.seed, runner.epoch, runner.rank)
 
 
 @HOOKS.register_module()

@@ -52,13 +52,14 @@ def run(params: Params, method: str, seed: int) -> dict:
     key = training_key(cfg.to_dict())
 
     rank = 0
-    if params.train.launcher == 'pytorch':
+    distributed = params.train.launcher in ('pytorch', 'slurm')
+    if distributed:
         from bench.engine.dist import init_distributed
-        rank = init_distributed(cfg)
+        rank = init_distributed(cfg, params.train.launcher)
     checkpoint = _prepare_work_dir(out, key) if rank == 0 else None
     if rank == 0:  # what evaluate scores the model under (bench/stages/run_config.py)
         save_run_config(cfg, work)
-    if params.train.launcher == 'pytorch':
+    if distributed:
         import torch.distributed as torch_dist
         shared = [checkpoint]
         torch_dist.broadcast_object_list(shared, src=0)  # every rank resumes, or none

@@ -71,9 +71,13 @@ val_pipeline = [
 train_dataloader = dict(
     batch_size=32,
     num_workers=1,
-    # re-created each epoch: worker seeds then depend only on (seed, epoch), which keeps a
-    # resumed run identical to an uninterrupted one
+    # Workers are re-created each epoch and seeded from the loader's generator, which
+    # EpochSeedHook (added by the train stage) seeds from (seed, epoch, rank): a new
+    # augmentation stream every epoch, the same for the same seed, and a resumed run draws what
+    # an uninterrupted one does. MMEngine's default worker_init_fn (seed + worker id) would
+    # replay one stream every epoch.
     persistent_workers=False,
+    worker_init_fn=dict(type='posebench_epoch_worker_init'),
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
