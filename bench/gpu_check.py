@@ -148,20 +148,28 @@ def throughput(root: Path, train_images: int | None) -> dict:
 def run(out_dir: str | Path = 'reports', train_images: int | None = None,
         skip_throughput: bool = False) -> int:
     import torch
+    from importlib.metadata import PackageNotFoundError, version
+    try:  # the version only: mmcv.ops' build-info calls segfaulted on a CPU-ops build (H100)
+        mmcv_facts = dict(mmcv=version('mmcv'))
+    except PackageNotFoundError:
+        mmcv_facts = dict(mmcv='not installed')
     if not torch.cuda.is_available():
         print(f'gpu-check: no CUDA device visible to torch {torch.__version__} '
               f'(CUDA build: {torch.version.cuda or "no"}): nothing to check here')
         return 0
-    import mmcv
-    from mmcv.ops import get_compiler_version, get_compiling_cuda_version
     report = dict(gpu=torch.cuda.get_device_name(0), torch=torch.__version__,
-                  torch_cuda=torch.version.cuda, mmcv=mmcv.__version__,
-                  mmcv_ops_cuda=get_compiling_cuda_version(), mmcv_compiler=get_compiler_version())
+                  torch_cuda=torch.version.cuda, **mmcv_facts)
     print(f'gpu-check on {report["gpu"]} (torch {report["torch"]}, CUDA {report["torch_cuda"]}; '
-          f'mmcv ops compiled for CUDA {report["mmcv_ops_cuda"]})', flush=True)
+          f'mmcv {report["mmcv"]})', flush=True)
     params = yaml.safe_load((ROOT / 'params.yaml').read_text())
     cls = [m for m in params['active_methods'] if m.startswith('cls')][:1]
     ok = True
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def save():  # after every step: a run stopped by a time limit keeps what it measured
+        (out / 'gpu_check.json').write_text(json.dumps(report, indent=2, sort_keys=True) + '\n')
+
     with tempfile.TemporaryDirectory(prefix='posebench-gpu-') as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()
@@ -171,6 +179,7 @@ def run(out_dir: str | Path = 'reports', train_images: int | None = None,
             print(f'  deterministic {m}: {"identical" if r["identical"] else "DIFFERENT"} '
                   f'metrics.json over 2 trainings (PCK@0.1 {r["pck"]})', flush=True)
             ok &= r['identical']
+        save()
         if not skip_throughput:
             report['throughput'] = throughput(root, train_images)
             tp = report['throughput']
@@ -180,8 +189,6 @@ def run(out_dir: str | Path = 'reports', train_images: int | None = None,
                 print(f'    {m:>16}: {r["train_s"]} s training ({r["wall_s"]} s with start-up), '
                       f'{r["images_per_s"]} img/s, GPU util mean {r["gpu_util_mean"]}% '
                       f'max {r["gpu_util_max"]}%', flush=True)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / 'gpu_check.json').write_text(json.dumps(report, indent=2, sort_keys=True) + '\n')
+    save()
     print(f'gpu-check: {"ok" if ok else "FAILED"} -> {out / "gpu_check.json"}')
     return 0 if ok else 1

@@ -130,3 +130,15 @@ def test_two_process_slurm_on_cpu(tiny_work):
     assert 'Distributed training: True' in log and 'GPU number: 2' in log
     assert 'CPUDistributedDataParallel' in log
     assert json.loads((run / 'status.json').read_text())['status'] == 'ok'
+
+
+def test_gpu_check_without_cuda_says_so_and_exits_0(tmp_path):
+    import torch
+    if torch.cuda.is_available():  # pragma: no cover -- CI and this project's machines have none
+        pytest.skip('a CUDA device is visible: gpu-check would run its trainings')
+    proc = subprocess.run([sys.executable, '-m', 'bench', 'gpu-check', '--out', str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('gpu-check: no CUDA device visible')
+    assert not (tmp_path / 'gpu_check.json').exists()

@@ -505,9 +505,12 @@ class PixelClassLabel(BaseKeypointCodec):
         return off
 
 
-#: Newton iterations of :func:`recover_gaussians` (it stops earlier once every
-#: pixel has converged; 8-12 are typical).
-_MAX_ITERS = 60
+#: Newton iterations of :func:`recover_gaussians` at most (3-8 are typical: it starts from a
+#: tight bracket and stops per pixel once converged).
+_MAX_ITERS = 50
+#: A pixel has converged when |g| (the relative error of the product) is below this, times
+#: (1 + |log P0|) for the rounding of the sum of logs.
+_REL_TOL = 1e-13
 
 
 def recover_gaussians(probs: np.ndarray) -> np.ndarray:
@@ -517,43 +520,69 @@ def recover_gaussians(probs: np.ndarray) -> np.ndarray:
 
     Per pixel, :math:`r_j = P_j / \sum_k P_k` and :math:`T = S = \sum_k G_k`
     solves :math:`g(T) = \sum_k \log(1 - r_k T) - \log P_0 = 0`. On
-    :math:`[0, 1/\max_k r_k)` ``g`` falls strictly from
-    :math:`-\log P_0 \ge 0` to :math:`-\infty`, so the root is unique;
-    Newton steps are kept inside a shrinking bracket (bisection when a step
-    leaves it). The inputs are clamped first (negative or non-finite values
-    to 0, :math:`P_0` to :math:`(0, 1]`), so any input gives finite
-    :math:`G \in [0, 1]`; on an exact target the result matches the encoder's
-    Gaussians to float64 precision.
+    :math:`[0, 1/\max_k r_k)` ``g`` is concave and falls strictly from
+    :math:`-\log P_0 \ge 0` to :math:`-\infty`, so the root is unique, and
+    it lies in :math:`[1 - P_0, -\log P_0]` (Weierstrass:
+    :math:`\prod (1 - a_k) \ge 1 - \sum a_k`; and :math:`\log (1 - a) \le
+    -a`). Newton steps, in :math:`y = \log(1 - T \max_k r_k)` (where the
+    dominant keypoint's term is linear), start at :math:`n (1 - P_0^{1/n})`,
+    the exact root when :math:`n = 1 / \sum_k r_k^2` keypoints share the
+    pixel equally; a step that leaves the shrinking bracket is replaced by
+    bisection.
+    Only pixels that have not converged are iterated. The inputs are clamped
+    first (negative or non-finite values to 0, :math:`P_0` to :math:`(0, 1]`),
+    so any input gives finite :math:`G \in [0, 1]`; on an exact target the
+    result matches the encoder's Gaussians to float64 precision.
     """
     probs = np.asarray(probs, dtype=np.float64)
     probs = np.where(np.isfinite(probs), probs, 0.0)
-    P0 = np.clip(probs[:, 0], 1e-300, 1.0)  # (B, H, W)
-    Pk = np.maximum(probs[:, 1:], 0.0)  # (B, K, H, W)
+    B, C, H, W = probs.shape
+    P0 = np.clip(probs[:, 0], 1e-300, 1.0).reshape(-1)  # (B*H*W,)
+    Pk = np.maximum(probs[:, 1:], 0.0).transpose(0, 2, 3, 1).reshape(-1, C - 1)
     S = Pk.sum(1)
-    r = Pk / np.maximum(S, 1e-300)[:, None]
-    r_max = r.max(1)
+    r = Pk / np.maximum(S, 1e-300)[:, None]  # (M, K)
+    r_max = r.max(1) if C > 1 else np.zeros_like(S)
+    T = np.zeros_like(P0)
     # nothing to recover where no keypoint has mass or P0 = 1
-    active = (S > 0) & (P0 < 1.0) & (r_max > 0)
-    logP0 = np.log(P0)
-    lo = np.zeros_like(P0)
-    hi = np.where(active, 1.0 / np.maximum(r_max, 1e-300), 0.0)
-    # g(hi) = -inf: start in the lower half, where log1p stays accurate
-    T = 0.5 * hi
-    for _ in range(_MAX_ITERS):
-        rt = np.minimum(r * T[:, None], 1.0 - 1e-15)
-        g = np.log1p(-rt).sum(1) - logP0
-        dg = -(r / (1.0 - rt)).sum(1)
-        # bracket update: g > 0 means the root lies right of T
-        right = g > 0
-        lo = np.where(right, T, lo)
-        hi = np.where(right, hi, T)
-        with np.errstate(divide='ignore', invalid='ignore'):
-            step = T - g / dg
-        bad = ~np.isfinite(step) | (step <= lo) | (step >= hi)
-        T_new = np.where(bad, 0.5 * (lo + hi), step)
-        T_new = np.where(active, T_new, 0.0)
-        done = np.abs(T_new - T) <= 1e-13 * np.maximum(T_new, 1e-300)
-        T = T_new
-        if done.all():
-            break
-    return np.clip(r * T[:, None], 0.0, 1.0)
+    idx = np.flatnonzero((S > 0) & (P0 < 1.0) & (r_max > 0))
+    if idx.size:
+        ri, logP0, rm = r[idx], np.log(P0[idx]), r_max[idx]
+        pole = 1.0 / rm
+        T_lo = np.minimum(-np.expm1(logP0), pole)  # 1 - P0
+        T_hi = np.minimum(-logP0, pole)
+        # start at the exact root for n equal keypoints, n = 1 / sum r^2 (the effective
+        # number sharing the pixel): n (1 - P0^(1/n)); 1 - P0 for one keypoint
+        n = 1.0 / np.maximum((ri * ri).sum(1), 1e-300)
+        t0 = np.clip(-n * np.expm1(logP0 / n), T_lo, T_hi)
+        # Newton in y = log(1 - r_max T) (T = -expm1(y) / r_max): the dominant keypoint's term
+        # is y itself, so g is close to linear even next to the pole, where Newton in T
+        # crawls. y falls as T grows: the T bracket [T_lo, T_hi] is y in [y_lo, y_hi].
+        y_lo = np.log1p(-np.minimum(rm * T_hi, 1.0 - 1e-16))
+        y_hi = np.log1p(-np.minimum(rm * T_lo, 1.0 - 1e-16))
+        y = np.log1p(-np.minimum(rm * t0, 1.0 - 1e-16))
+        tol = _REL_TOL * (1.0 + np.abs(logP0))  # |g| is the relative error of the product
+        live = np.arange(idx.size)
+        for _ in range(_MAX_ITERS):
+            rl, yl, rml = ri[live], y[live], rm[live]
+            tl = -np.expm1(yl) / rml
+            rt = np.minimum(rl * tl[:, None], 1.0 - 1e-16)
+            g = np.log1p(-rt).sum(1) - logP0[live]
+            # dg/dy = dg/dT * dT/dy = (-sum r / (1 - r T)) * (-e^y / r_max)
+            dg = (rl / (1.0 - rt)).sum(1) * np.exp(yl) / rml
+            up = g < 0  # g rises with y: the root lies above y
+            y_lo[live] = np.where(up, yl, y_lo[live])
+            y_hi[live] = np.where(up, y_hi[live], yl)
+            with np.errstate(divide='ignore', invalid='ignore', over='ignore'):
+                step = yl - g / dg
+            bad = ~np.isfinite(step) | (step <= y_lo[live]) | (step >= y_hi[live])
+            y[live] = np.where(bad, 0.5 * (y_lo[live] + y_hi[live]), step)
+            done = (np.abs(g) <= tol[live]) | (y_hi[live] - y_lo[live] <= 1e-15 *
+                                               np.maximum(np.abs(y_hi[live]), 1.0))
+            y[live[done]] = yl[done]  # the converged point itself, not one more step
+            live = live[~done]
+            if not live.size:
+                break
+        t = -np.expm1(y) / rm
+        T[idx] = t
+    G = np.clip(r * T[:, None], 0.0, 1.0)
+    return G.reshape(B, H, W, C - 1).transpose(0, 3, 1, 2)
