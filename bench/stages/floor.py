@@ -33,7 +33,7 @@ IMBALANCE_FILE = 'imbalance.csv'
 IMBALANCE_SIZE = (64, 64)
 
 
-def describe_decoding(codec: dict, head: dict) -> tuple[str, str]:
+def describe_decoding(codec: dict) -> tuple[str, str]:
     """(decoding, refinement) of a codec config, in words, from its type and arguments."""
     kind = codec.get('type')
     if kind == 'MSRAHeatmap':
@@ -59,7 +59,7 @@ def describe(params: Params, method: str) -> dict:
     cfg = build_config(params, method, seed=0)
     head, codec = cfg.model.head, cfg.codec
     test_cfg = cfg.model.get('test_cfg', {})
-    decoding, refine = describe_decoding(codec, head)
+    decoding, refine = describe_decoding(codec)
     codec_args = {k: v for k, v in codec.items() if k not in ('type', 'input_size',
                                                                'heatmap_size')}
     flip = ('flip test, heatmap mode, flipped map shifted 1 px' if test_cfg.get('shift_heatmap')
@@ -108,11 +108,10 @@ def run(params: Params) -> pd.DataFrame:
     write_json(workdir() / 'data' / 'floor_timing.json',
                dict(stage='floor', wall_s=round(time.perf_counter() - start, 1)))
     k = num_keypoints(params.data.metainfo)
-    head = thresholds[0] if thresholds else None
+    first = f'PCK@{thresholds[0]:g}'  # the schema guarantees at least one threshold
     for r in rows:
-        if head is not None and not math.isnan(r.get(f'PCK@{head:g}', math.nan)):
-            print(f'floor {r["method"]:>16}: PCK@{head:g} {r[f"PCK@{head:g}"]:.4f}  '
-                  f'EPE {r["EPE"]:.2f} px  (K={k})')
+        if not math.isnan(r.get(first, math.nan)):
+            print(f'floor {r["method"]:>16}: {first} {r[first]:.4f}  EPE {r["EPE"]:.2f} px  (K={k})')
     return floor
 
 
