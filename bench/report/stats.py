@@ -467,8 +467,8 @@ def auroc(scores: ArrayLike, hits: ArrayLike) -> float:
     n1, n0 = int(pos.sum()), int((~pos).sum())
     if n1 == 0 or n0 == 0:
         return math.nan
-    ranks = stats.rankdata(s)                   # average ranks: a tie counts one half
-    return float((ranks[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+    # U of the hits over the misses (a tie counts one half) / (n1 n0)
+    return float(stats.mannwhitneyu(s[pos], s[~pos]).statistic / (n1 * n0))
 
 
 def roc_curve(scores: ArrayLike, hits: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
