@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml bench/install.py
 	$(PYTHON) bench/install.py $(VENV)
 	touch $@
 
-# The whole study on the embedded default: data -> train (method x seed) -> evaluate -> report.
+# The whole study on the embedded default: data -> train (per method) -> evaluate -> report.
 repro: $(STAMP)
 	@test -d .dvc || dvc init -q
 	dvc repro

@@ -1,3 +1,5 @@
 from bench.cli import main
 
-raise SystemExit(main())
+# guarded: a spawned training worker (train.parallel_runs) imports this module as __mp_main__
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -19,12 +19,15 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser('check-params', help='validate params.yaml and exit')
     sub.add_parser('data', help='generate (stickman) or validate (coco) the dataset, draw the '
                    'contact sheet, write data/manifest.json')
-    for name, text in (('train', 'train one run (method x seed) with MMEngine\'s Runner; '
-                        'resumes from the last checkpoint'),
-                       ('evaluate', 'score one trained run on the test split')):
+    for name, text in (('train', 'train every seed of one method (or one seed) with MMEngine\'s '
+                        'Runner, in one process; skips finished seeds, resumes from the last '
+                        'checkpoint'),
+                       ('evaluate', 'score every trained seed of one method (or one seed) on '
+                        'the test split')):
         sp = sub.add_parser(name, help=text)
         sp.add_argument('--method', required=True, help='a key of params.yaml `methods`')
-        sp.add_argument('--seed', required=True, type=int, help='one of params.yaml `seeds`')
+        sp.add_argument('--seed', type=int, default=None,
+                        help='one of params.yaml `seeds` (default: every seed)')
     sub.add_parser('floor', help='codec floor of every method (a perfect network\'s score), the '
                    'method descriptions and the imbalance table: reports/codec_floor.csv, '
                    'methods.csv, imbalance.csv')
@@ -74,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             from bench.launch import configure_determinism, relaunch_command
             configure_determinism(params.train.deterministic)  # before any CUDA call
             own = (['--params', args.params] if args.params else []) + [
-                args.command, '--method', args.method, '--seed', str(args.seed)]
+                args.command, '--method', args.method] + (
+                ['--seed', str(args.seed)] if args.seed is not None else [])
             cmd = relaunch_command(params.train.launcher, params.train.gpus, own) \
                 if args.command == 'train' else None
             if cmd is not None:

@@ -107,6 +107,7 @@ def determinism(root: Path, methods: list[str]) -> dict:
     params['active_methods'] = list(dict.fromkeys([params['report']['baseline'], *methods]))
     data = _workdir(root, 'tiny_data', params)
     _bench(data, 'data')
+    from bench.stages.common import RunPaths
     out = {}
     for method in params['active_methods']:
         metrics = []
@@ -114,7 +115,8 @@ def determinism(root: Path, methods: list[str]) -> dict:
             work = _workdir(root, f'det_{method}_{attempt}', params, data)
             _bench(work, 'train', '--method', method, '--seed', '0')
             _bench(work, 'evaluate', '--method', method, '--seed', '0')
-            metrics.append((work / 'runs' / method / 'seed0' / 'metrics.json').read_bytes())
+            metrics.append((RunPaths(method, 0, work / 'runs').eval / 'metrics.json')
+                           .read_bytes())
         out[method] = dict(identical=metrics[0] == metrics[1],
                            pck=json.loads(metrics[0]).get('PCK@0.1'))
     return out
@@ -131,12 +133,13 @@ def throughput(root: Path, train_images: int | None) -> dict:
     params['eval']['snapshot_epochs'] = [1]
     data = _workdir(root, 'study_data', params)
     t_data = _bench(data, 'data')
+    from bench.stages.common import RunPaths
     rows = {}
     for method in params['active_methods']:
         work = _workdir(root, f'tp_{method}', params, data)
         with GpuSampler() as gpu:
             wall = _bench(work, 'train', '--method', method, '--seed', '0')
-        status = json.loads((work / 'runs' / method / 'seed0' / 'train' / 'status.json')
+        status = json.loads((RunPaths(method, 0, work / 'runs').train / 'status.json')
                             .read_text())
         rows[method] = dict(wall_s=round(wall, 1), train_s=status.get('wall_s'),
                             images_per_s=round(st['train'] / status['wall_s'], 1)

@@ -115,6 +115,9 @@ class BackboneParams(_Strict):
     depth: Literal[18, 34, 50, 101, 152] = 18
     stem_channels: int = Field(16, ge=4)
     base_channels: int = Field(16, ge=4)
+    # 32: the stock ResNet; 16 / 8: the last one / two stages keep their resolution (stride 1),
+    # for small inputs whose stride-32 features would be 2x2
+    output_stride: Literal[8, 16, 32] = 32
 
 
 class ModelParams(_Strict):
@@ -132,13 +135,15 @@ class ModelParams(_Strict):
         if any(h > i for h, i in zip(self.heatmap_size, self.input_size)):
             raise ValueError(f'model.heatmap_size={list(self.heatmap_size)}: must not be larger '
                              f'than model.input_size={list(self.input_size)}')
-        # ResNet has stride 32; each head deconvolution doubles the resolution.
-        expected = [i // 32 * 2 ** len(self.deconv_channels) for i in self.input_size]
-        if any(i % 32 for i in self.input_size) or list(self.heatmap_size) != expected:
+        # the backbone's output stride; each head deconvolution doubles the resolution
+        stride = self.backbone.output_stride
+        expected = [i // stride * 2 ** len(self.deconv_channels) for i in self.input_size]
+        if any(i % stride for i in self.input_size) or list(self.heatmap_size) != expected:
             raise ValueError(
                 f'model.heatmap_size={list(self.heatmap_size)}: with input_size='
-                f'{list(self.input_size)} (multiples of 32) and {len(self.deconv_channels)} '
-                f'deconvolution(s) the head outputs {expected}')
+                f'{list(self.input_size)} (multiples of {stride}), backbone output stride '
+                f'{stride} and {len(self.deconv_channels)} deconvolution(s) the head outputs '
+                f'{expected}')
         return self
 
 
@@ -150,6 +155,14 @@ class TrainParams(_Strict):
     milestones: tuple[int, ...] = ()
     val_interval: int = Field(1, ge=1)
     workers: int = Field(1, ge=0)
+    # batched: decoded-once images, augmentation/crop/targets per batch on the training device
+    # (bench.engine.batched_data); mmpose: MMPose's per-sample pipeline (the reference)
+    data_path: Literal['batched', 'mmpose'] = 'batched'
+    # seeds of a method trained at once, each in its own process with cores / parallel_runs
+    # threads (bench/stages/parallel.py); 1: one after another with every core
+    parallel_runs: int = Field(1, ge=1, le=64)
+    # NHWC weights and batches (bench.engine.hooks.ChannelsLastHook): faster CPU convolutions
+    channels_last: bool = True
     launcher: Literal['none', 'pytorch', 'slurm'] = 'none'
     gpus: int = Field(1, ge=1)
     deterministic: bool = True

@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 
 from bench.params import Params, workdir
+from bench.perf_data import data_path_rows, iteration_markdown, iteration_rows
 
 TARGETS = {'encode': 0.2, 'decode': 1.0, 'train_step': 1.05}
 
@@ -165,6 +166,9 @@ def train_step_rows(params: Params, repeats: int, number: int) -> list[dict]:
     from bench.config import build_config
     init_default_scope('mmpose')
     batch_size = params.train.batch_size
+    # one fixed, already augmented batch: the step of the heads and losses alone
+    params = params.model_copy(update=dict(train=params.train.model_copy(
+        update=dict(data_path='mmpose'))))
     steps = {}
     for method in params.methods:
         cfg = build_config(params, method, seed=0)
@@ -191,7 +195,9 @@ def pipeline_rows(params: Params, n_images: int) -> list[dict]:
     init_default_scope('mmpose')
     rates = {}
     for name, method in (('PixelClassLabel', 'cls_ohem'), ('MSRAHeatmap', 'regression')):
-        cfg = build_config(params, method, seed=0).train_dataloader.dataset
+        p = params.model_copy(update=dict(train=params.train.model_copy(
+            update=dict(data_path='mmpose'))))
+        cfg = build_config(p, method, seed=0).train_dataloader.dataset
         cfg.pipeline = [t for t in cfg.pipeline if t['type'] in (
             'LoadImage', 'GetBBoxCenterScale', 'TopdownAffine', 'GenerateTarget')]
         dataset = DATASETS.build(cfg)
@@ -206,12 +212,15 @@ def pipeline_rows(params: Params, n_images: int) -> list[dict]:
 
 
 def memory_rows() -> list[dict]:
+    from bench.stages.common import find_runs
     rows = []
-    for status in sorted((workdir() / 'runs').glob('*/seed*/train/status.json')):
+    for run in find_runs('train'):
+        status = run.train / 'status.json'
+        if not status.is_file():
+            continue
         info = json.loads(status.read_text())
         if 'peak_rss_mb' in info:
-            run = status.parent.parent.relative_to(workdir() / 'runs')
-            rows.append(dict(run=str(run), peak_rss_mb=info['peak_rss_mb'],
+            rows.append(dict(run=run.name, peak_rss_mb=info['peak_rss_mb'],
                              wall_s=info.get('wall_s')))
     return rows
 
@@ -245,9 +254,12 @@ def run(params: Params, out_dir: str | Path = 'reports', quick: bool = False) ->
     rows = codec_rows(repeats, number) + encode_floor_rows(repeats, number)
     rows += loss_rows(params, repeats, number)
     with tempfile.TemporaryDirectory() as tmp:
-        scratch = _with_scratch_data(params, Path(tmp), max(n_images, params.train.batch_size))
+        scratch = _with_scratch_data(params, Path(tmp), max(n_images, params.train.batch_size
+                                                            * (1 if quick else 10)))
         rows += train_step_rows(scratch, repeats=3 if quick else 60, number=1 if quick else 2)
         rows += pipeline_rows(scratch, n_images=n_images)
+        rows += data_path_rows(scratch, n_images=n_images)
+        it_rows = iteration_rows(scratch, epochs=2)
         rows += validation_rows(Path(tmp), 5_000 if quick else 60_000)
     df = pd.DataFrame(rows)
     df['ratio'] = (df['ours_us'] / df['mmpose_us']).where(df['benchmark'] != 'encode_floor')
@@ -262,7 +274,7 @@ def run(params: Params, out_dir: str | Path = 'reports', quick: bool = False) ->
              f'{torch.get_num_threads()} torch threads, torch {torch.__version__}. Median of '
              f'{repeats} rounds after warm-up (`train_step`: {3 if quick else 60}), each round '
              'timing the compared functions in turn; `ratio` = ours / MMPose (lower is better); '
-             'for `pipeline` the columns are µs per image. `loss` has no target of its own: it '
+             'for `pipeline` and `data_path` the columns are µs per image (`data_path`: the whole training data path of one image on one core, the MMPose per-sample pipeline vs the batched one). `loss` has no target of its own: it '
              'is the part of `train_step` where the formulations differ.', '',
              df.to_markdown(index=False), '',
              '`encode_floor` rows are not targets: they bound `PixelClassLabel.encode` from '
@@ -270,6 +282,8 @@ def run(params: Params, out_dir: str | Path = 'reports', quick: bool = False) ->
              'no data, so its time is the per-call overhead that the K=17 encode cannot go '
              'under (`MSRAHeatmap` loops over keypoints in Python: its K=1 time is one '
              'iteration); writing the (K+1)×64×64 target once is the memory-traffic floor.', '']
+    lines += iteration_markdown(it_rows)
+    pd.DataFrame(it_rows).round(4).to_csv(out / 'perf_iteration.csv', index=False)
     if len(mem):
         lines += ['## Trainings found in runs/', '', mem.to_markdown(index=False), '']
     (out / 'perf.md').write_text('\n'.join(lines))

@@ -46,6 +46,8 @@ def test_help_does_not_import_the_stack(args):
     assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
     if expected_rc == 0:
         assert 'usage: bench' in proc.stdout
+    if 'train' in args:  # one process per method; --seed narrows it to one run
+        assert '--seed SEED' in proc.stdout and 'every seed' in proc.stdout
 
 
 def _registered_snippet() -> str:

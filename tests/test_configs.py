@@ -88,9 +88,13 @@ def test_formulation_configs_differ_only_in_head_and_codec():
         cfg = build_config(params, method, 0).to_dict()
         cfg.pop('work_dir')  # runs/<method>/...
         codec, head = cfg.pop('codec'), cfg['model'].pop('head')
-        for t in cfg['train_dataloader']['dataset']['pipeline']:
+        # the batched data path wraps the stock dataset (its pipeline stays the reference) and
+        # encodes with the same codec in the data preprocessor
+        assert cfg['train_dataloader']['dataset']['type'] == 'BatchedTopdownDataset'
+        for t in cfg['train_dataloader']['dataset']['dataset']['pipeline']:
             if t['type'] == 'GenerateTarget':
                 assert t.pop('encoder') == codec
+        assert cfg['model']['data_preprocessor'].pop('codec') == codec
         assert head.pop('decoder') == codec
         for key in ('type', 'loss'):
             head.pop(key)

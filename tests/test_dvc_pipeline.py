@@ -1,28 +1,38 @@
 """The real pipeline, end to end, on a tiny configuration: ``dvc repro`` in a fresh git repo
-runs data -> train -> evaluate -> report; a second ``dvc repro`` does nothing; editing one
-method invalidates only that method's runs, and a new seed only the new seed's stages."""
+runs data -> train -> evaluate -> report (one train and one evaluate stage per method); a
+second ``dvc repro`` does nothing; editing one method invalidates only that method's stages;
+a new seed re-runs the train stages, which train only the new seed; a ``dvc repro`` killed
+mid-training resumes the killed seed from its checkpoint and skips the finished ones."""
 from __future__ import annotations
 
+import json
 import os
+import signal
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from bench.params import ROOT
+from bench.stages.common import RunPaths
 from conftest import write_params
 
 pytestmark = pytest.mark.slow
 
 
-def _dvc(repo: Path, *args: str) -> str:
+def _env() -> dict:
     env = {**os.environ, 'PATH': f'{Path(sys.executable).parent}:{os.environ["PATH"]}',
            'DVC_NO_ANALYTICS': '1'}
     env.pop('POSEBENCH_WORKDIR', None)
-    proc = subprocess.run(['dvc', *args], cwd=repo, env=env, capture_output=True, text=True,
+    return env
+
+
+def _dvc(repo: Path, *args: str) -> str:
+    proc = subprocess.run(['dvc', *args], cwd=repo, env=_env(), capture_output=True, text=True,
                           timeout=900)
     assert proc.returncode == 0, f'dvc {" ".join(args)}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}'
     return proc.stdout + proc.stderr
@@ -31,6 +41,17 @@ def _dvc(repo: Path, *args: str) -> str:
 def _git(repo: Path, *args: str) -> None:
     subprocess.run(['git', '-c', 'user.name=posebench', '-c', 'user.email=ci@posebench',
                     *args], cwd=repo, check=True, capture_output=True)
+
+
+def _stale(repo: Path) -> set[str]:
+    return {line.rstrip(':') for line in _dvc(repo, 'status').splitlines()
+            if line and not line[0].isspace() and line.endswith(':')}
+
+
+def _state(run: RunPaths) -> tuple:
+    """What a finished training leaves: its weights' mtime and its status."""
+    return ((run.train / 'final.pth').stat().st_mtime_ns,
+            (run.train / 'status.json').read_bytes())
 
 
 def test_dvc_repro_end_to_end(tmp_path):
@@ -42,15 +63,16 @@ def test_dvc_repro_end_to_end(tmp_path):
             shutil.copytree(src, repo / item, ignore=shutil.ignore_patterns('__pycache__'))
         else:
             shutil.copy(src, repo / item)
-    write_params(repo, train={'epochs': 1})
+    write_params(repo, train={'epochs': 2})
     _git(repo, 'init', '-q')
     _dvc(repo, 'init', '-q')
+    shutil.copy(ROOT / '.dvcignore', repo / '.dvcignore')
     _git(repo, 'add', '-A')
     _git(repo, 'commit', '-qm', 'tiny study')
 
     out = _dvc(repo, 'repro')
-    for stage in ('data', 'floor', 'train@regression_dark-0', 'train@cls_ohem-0', 'evaluate@regression_dark-0',
-                  'evaluate@cls_ohem-0', 'report'):
+    for stage in ('data', 'floor', 'train@regression_dark', 'train@cls_ohem',
+                  'evaluate@regression_dark', 'evaluate@cls_ohem', 'report'):
         assert f"Running stage '{stage}'" in out, stage
     report = (repo / 'reports' / 'README.md').read_text()
     assert 'cls_ohem' in report and 'regression' in report
@@ -60,14 +82,51 @@ def test_dvc_repro_end_to_end(tmp_path):
 
     assert 'Data and pipelines are up to date' in _dvc(repo, 'repro')
     metrics = _dvc(repo, 'metrics', 'show')
-    assert 'runs/cls_ohem/seed0/metrics.json' in metrics and 'reports/metrics.json' in metrics
+    assert 'runs/metrics/cls_ohem.json' in metrics and 'reports/metrics.json' in metrics
+    assert 'seed0.PCK@0.1' in metrics
+    plots = json.loads(_dvc(repo, 'plots', 'show', '--json'))
+    assert not plots.get('errors'), plots['errors']  # DVCLive's summary is .dvcignore'd
+    assert 'runs/live/cls_ohem/seed0/plots/metrics/val/PCK.tsv' in plots['data']
 
+    # one method's loss: only that method's training (then its evaluation, downstream), the
+    # report and the floor (seconds) are stale
     doc = yaml.safe_load((repo / 'params.yaml').read_text())
     doc['methods']['cls_ohem']['loss']['neg_pos_ratio'] = 2
+    (repo / 'params.yaml').write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert _stale(repo) == {'train@cls_ohem', 'report', 'floor'}
+
+    # a new seed: every train stage re-runs, but trains only what changed
     doc['seeds'] = [0, 1]
     (repo / 'params.yaml').write_text(yaml.safe_dump(doc, sort_keys=False))
-    stale = {line.rstrip(':') for line in _dvc(repo, 'status').splitlines()
-             if line and not line[0].isspace() and line.endswith(':')}
-    assert stale == {'train@cls_ohem-0', 'train@cls_ohem-1', 'train@regression_dark-1',
-                     'evaluate@cls_ohem-1', 'evaluate@regression_dark-1', 'report',
-                     'floor'}, stale  # the floor is recomputed (seconds) on any method edit
+    assert _stale(repo) == {'train@regression_dark', 'train@cls_ohem',
+                            'evaluate@regression_dark', 'evaluate@cls_ohem', 'report', 'floor'}
+    runs = repo / 'runs'
+    kept = _state(RunPaths('regression_dark', 0, runs))
+    # killed once cls_ohem's new seed has its first epoch's checkpoint (the last training)
+    victim = RunPaths('cls_ohem', 1, runs).train / 'last_checkpoint'
+    proc = subprocess.Popen(['dvc', 'repro'], cwd=repo, env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 900
+    while not (victim.exists() and victim.read_text().strip()):
+        assert proc.poll() is None, 'dvc repro ended before it could be killed'
+        assert time.time() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (victim.parent / 'status.json').exists()
+    first = _state(RunPaths('cls_ohem', 0, runs))
+
+    out = _dvc(repo, 'repro')
+    assert "Running stage 'train@cls_ohem'" in out and 'cls_ohem/seed0: already trained' in out
+    assert _state(RunPaths('cls_ohem', 0, runs)) == first  # finished before the kill: kept
+    status = json.loads((victim.parent / 'status.json').read_text())
+    assert status['status'] == 'ok' and status['resumed'] is True  # from epoch 1
+    assert RunPaths('cls_ohem', 0, runs).stale.is_dir()  # the old loss's run, moved aside
+    # regression_dark's seed 0 was never retrained: only its seed 1 was
+    assert _state(RunPaths('regression_dark', 0, runs)) == kept
+    assert json.loads((RunPaths('regression_dark', 1, runs).train / 'status.json')
+                      .read_text())['status'] == 'ok'
+    table = (repo / 'reports' / 'runs.csv').read_text()
+    assert len(table.strip().splitlines()) == 1 + 4, table  # 2 methods x 2 seeds
+    assert set(json.loads((runs / 'metrics' / 'cls_ohem.json').read_text())) == \
+        {'seed0', 'seed1'}

@@ -11,6 +11,7 @@ import pytest
 from bench.config import build_config
 from bench.errors import RunError
 from bench.params import ROOT, load_params
+from bench.stages.common import RunPaths
 from bench.stages.run_config import RUN_CONFIG, load_run_config, save_run_config
 from conftest import bench, write_params
 
@@ -37,7 +38,7 @@ def test_run_without_saved_config_is_a_one_line_error(tmp_path):
     with pytest.raises(RunError) as exc:
         load_run_config(tmp_path / 'train', run='cls_ohem/seed0')
     assert 'cls_ohem/seed0' in str(exc.value) and '\n' not in str(exc.value)
-    assert 'train@cls_ohem-0' in str(exc.value)
+    assert 'train@cls_ohem`' in str(exc.value)
 
 
 @pytest.mark.slow
@@ -49,14 +50,14 @@ def test_params_edit_after_training_does_not_change_the_scores(tiny_work):
     for method in ('regression_dark', 'cls_ohem'):
         bench(tiny_work, 'train', '--method', method, '--seed', '0')
         bench(tiny_work, 'evaluate', '--method', method, '--seed', '0')
-    run = {m: tiny_work / 'runs' / m / 'seed0' for m in ('regression_dark', 'cls_ohem')}
-    before = {m: (r / 'metrics.json').read_bytes() for m, r in run.items()}
+    run = {m: RunPaths(m, 0, tiny_work / 'runs') for m in ('regression_dark', 'cls_ohem')}
+    before = {m: (r.eval / 'metrics.json').read_bytes() for m, r in run.items()}
 
     write_params(tiny_work, train={'epochs': 1},
                  model={'input_size': [128, 128], 'heatmap_size': [32, 32], 'sigma': 2.5})
     for method, r in run.items():
         bench(tiny_work, 'evaluate', '--method', method, '--seed', '0')
-        assert (r / 'metrics.json').read_bytes() == before[method], method
+        assert (r.eval / 'metrics.json').read_bytes() == before[method], method
 
     # what the report reads: both splits' dumps, and the per-pixel calibration of the
     # classification head only
@@ -66,11 +67,11 @@ def test_params_edit_after_training_does_not_change_the_scores(tiny_work):
     for m, r in run.items():
         metrics = json.loads(before[m])
         assert 0 <= metrics['mean_OKS'] <= 1
-        with np.load(r / 'eval' / 'keypoints_val.npz') as val, \
-                np.load(r / 'eval' / 'keypoints.npz') as test:
+        with np.load(r.eval / 'keypoints_val.npz') as val, \
+                np.load(r.eval / 'keypoints.npz') as test:
             assert val['dists'].shape == (8, 17) and test['dists'].shape == (12, 17)
             assert np.isfinite(test['heatmap_px']).all() and (test['areas'] > 0).all()
-    with np.load(run['cls_ohem'] / 'eval' / 'pixel_calibration.npz') as z:
+    with np.load(run['cls_ohem'].eval / 'pixel_calibration.npz') as z:
         assert z['count'].sum() == 12 * 18 * 16 * 16
-    assert not (run['regression_dark'] / 'eval' / 'pixel_calibration.npz').exists()
-    assert os.path.getsize(run['cls_ohem'] / 'train' / RUN_CONFIG) > 1000
+    assert not (run['regression_dark'].eval / 'pixel_calibration.npz').exists()
+    assert os.path.getsize(run['cls_ohem'].train / RUN_CONFIG) > 1000

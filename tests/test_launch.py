@@ -14,6 +14,7 @@ import pytest
 
 from bench import launch
 from bench.errors import RunError
+from bench.stages.common import RunPaths
 from conftest import write_params
 
 
@@ -80,7 +81,9 @@ class R: pass
 r = R(); r.epoch = {epoch}; r.rank = 0; r.train_dataloader = runner.train_dataloader
 EpochSeedHook(seed={seed}).before_train_epoch(r)
 batch = next(iter(runner.train_dataloader))
-print(json.dumps([x.double().sum(dim=(1, 2)).tolist() for x in batch['inputs']]))
+# through the data preprocessor: the batched path augments there (main-process RNG)
+inputs = runner.model.data_preprocessor(batch, True)['inputs']
+print(json.dumps([x.double().sum(dim=(1, 2)).tolist() for x in inputs]))
 '''
     env = {**os.environ, 'POSEBENCH_WORKDIR': str(work)}
     proc = subprocess.run([sys.executable, '-c', code], cwd=work, env=env, capture_output=True,
@@ -90,10 +93,13 @@ print(json.dumps([x.double().sum(dim=(1, 2)).tolist() for x in batch['inputs']])
 
 
 @pytest.mark.slow
-def test_workers_draw_a_new_augmentation_stream_each_epoch(tiny_work):
+@pytest.mark.parametrize('data_path', ['mmpose', 'batched'])
+def test_workers_draw_a_new_augmentation_stream_each_epoch(tiny_work, data_path):
     """With train.workers: 2, epoch 1's augmentations differ from epoch 2's (MMEngine's
-    default worker seeding would replay them), and the same seed reproduces each epoch."""
-    write_params(tiny_work, train={'workers': 2})
+    default worker seeding would replay them), and the same seed reproduces each epoch; on
+    both data paths (MMPose's transforms draw in the workers, the batched path in the main
+    process, from the RNG EpochSeedHook seeds)."""
+    write_params(tiny_work, train={'workers': 2, 'data_path': data_path})
     e0 = _first_batch(tiny_work, 0)
     e1 = _first_batch(tiny_work, 1)
     assert e0.shape == e1.shape and not np.allclose(e0, e1)
@@ -125,7 +131,7 @@ def test_two_process_slurm_on_cpu(tiny_work):
             text=True))
     outs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs[0][-2000:] + outs[1][-2000:]
-    run = tiny_work / 'runs/regression_dark/seed0/train'
+    run = RunPaths('regression_dark', 0, tiny_work / 'runs').train
     log = '\n'.join(p.read_text() for p in run.rglob('*.log'))
     assert 'Distributed training: True' in log and 'GPU number: 2' in log
     assert 'CPUDistributedDataParallel' in log

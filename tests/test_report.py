@@ -17,6 +17,7 @@ from bench.params import ROOT, load_params
 from bench.report import collect
 from bench.report.figures import FIGURES
 from bench.stages import report
+from bench.stages.common import RunPaths
 
 COCO_JOINTS = ['nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear', 'left_shoulder',
                'right_shoulder', 'left_elbow', 'right_elbow', 'left_wrist', 'right_wrist',
@@ -107,11 +108,13 @@ def _snapshot(rng, kind, quality, k, n_images, epoch, final, size=64, hm=16):
 def make_fake_runs(root: Path, methods, seeds, *, k: int = 17, n_instances: int = 40,
                    epochs: int = 6, snapshot_epochs=(1, 3), n_images: int = 3,
                    diverged=(), never_reach=()) -> Path:
-    """Write ``root/<method>/seed<k>/`` as the train and evaluate stages would: status.json,
-    metrics.json, eval/keypoints.npz and keypoints_val.npz, eval/pixel_calibration.npz
-    (classification), DVCLive TSVs, snapshots. Classification methods are built to be better
-    (smaller keypoint errors); ``diverged``: (method, seed) pairs that fail; ``never_reach``:
-    (method, seed) pairs whose validation PCK stays below 0.5.
+    """Write the runs under ``root`` (a ``runs/`` folder) as the train and evaluate stages
+    would, in what the report reads: ``eval/<method>/seed<k>/`` (train_status.json,
+    metrics.json, keypoints.npz and keypoints_val.npz, pixel_calibration.npz for
+    classification), ``live/...`` (DVCLive TSVs) and ``snapshots/...``; never ``train/``.
+    Classification methods are built to be better (smaller keypoint errors); ``diverged``:
+    (method, seed) pairs that fail; ``never_reach``: (method, seed) pairs whose validation PCK
+    stays below 0.5.
     """
     joints = COCO_JOINTS[:k] if k <= len(COCO_JOINTS) else [f'kp{j}' for j in range(k)]
     common = np.random.default_rng(1234)           # the shared test set: same labels, difficulty
@@ -124,17 +127,18 @@ def make_fake_runs(root: Path, methods, seeds, *, k: int = 17, n_instances: int 
     for method in methods:
         kind, quality = KINDS[method]
         for seed in seeds:
-            run = root / method / f'seed{seed}'
+            paths = RunPaths(method, seed, root)
+            run = paths.eval
             rng = np.random.default_rng([zlib.crc32(method.encode()), seed])
-            (run / 'train').mkdir(parents=True, exist_ok=True)
+            run.mkdir(parents=True, exist_ok=True)
             if (method, seed) in diverged:
                 msg = f'{method}/seed{seed}: loss is NaN at epoch 2, iteration 7'
-                (run / 'train' / 'status.json').write_text(json.dumps(
+                (run / 'train_status.json').write_text(json.dumps(
                     dict(status='diverged', message=msg)))
                 (run / 'metrics.json').write_text(json.dumps(
                     dict(status='diverged', method=method, seed=seed, message=msg)))
                 continue
-            (run / 'train' / 'status.json').write_text(json.dumps(
+            (run / 'train_status.json').write_text(json.dumps(
                 dict(status='ok', epochs=epochs, wall_s=round(60 + 10 * rng.random(), 1))))
             q = quality * (1 + 0.08 * rng.standard_normal())
             dists, scores = _dump(rng, labelled, difficulty, q, kind, n_instances, k)
@@ -144,16 +148,15 @@ def make_fake_runs(root: Path, methods, seeds, *, k: int = 17, n_instances: int 
             px = np.clip(dists, 0, None) * bbox[:, None]
             oks = np.array([np.exp(-px[i, lab] ** 2 / (2 * areas[i] * (2 * sigmas[lab]) ** 2))
                             .mean() for i, lab in enumerate(labelled)])
-            (run / 'eval').mkdir(exist_ok=True)
-            (run / 'eval' / 'timing.json').write_text(json.dumps(dict(stage='evaluate',
+            (run / 'timing.json').write_text(json.dumps(dict(stage='evaluate',
                                                                       wall_s=5.0)))
-            np.savez_compressed(run / 'eval' / 'keypoints.npz', img_ids=np.arange(n_instances),
+            np.savez_compressed(run / 'keypoints.npz', img_ids=np.arange(n_instances),
                                 scores=scores, dists=dists, visible=labelled,
                                 curve_thresholds=CURVE_THR, curve=curve, oks=oks, areas=areas,
                                 bbox_size=bbox, heatmap_px=np.full(n_instances, 7.3),
                                 sigmas=sigmas)
             v_dists, v_scores = _dump(rng, val_labelled, val_difficulty, q, kind, n_instances, k)
-            np.savez_compressed(run / 'eval' / 'keypoints_val.npz',
+            np.savez_compressed(run / 'keypoints_val.npz',
                                 img_ids=np.arange(n_instances), scores=v_scores, dists=v_dists,
                                 visible=val_labelled)
             per_joint = {}
@@ -168,12 +171,12 @@ def make_fake_runs(root: Path, methods, seeds, *, k: int = 17, n_instances: int 
                            per_joint_pck=dict(sorted(per_joint.items())))
             if kind == 'classification':
                 bins = _pixel_bins(rng, quality)
-                np.savez_compressed(run / 'eval' / 'pixel_calibration.npz', **bins)
+                np.savez_compressed(run / 'pixel_calibration.npz', **bins)
                 metrics['pixel_ECE'] = round(float(bins['ece']), 6)
             (run / 'metrics.json').write_text(json.dumps(metrics, indent=2, sort_keys=True))
 
             e = np.arange(1, epochs + 1)
-            live = run / 'live' / 'plots' / 'metrics'
+            live = paths.live / 'plots' / 'metrics'
             final_pck = pck['PCK@0.1'] if (method, seed) not in never_reach else 0.3
             _tsv(live / 'val' / 'PCK.tsv', 'PCK',
                  final_pck * (1 - np.exp(-e / 1.5)) + rng.normal(0, 0.01, epochs))
@@ -185,8 +188,8 @@ def make_fake_runs(root: Path, methods, seeds, *, k: int = 17, n_instances: int 
                 _tsv(live / 'train' / 'bg_part.tsv', 'bg_part', 0.05 * np.exp(-e / 2) + 0.01)
                 _tsv(live / 'train' / 'fg_part.tsv', 'fg_part', 2 * np.exp(-e / 3) + 0.3)
 
-            snaps = run / 'snapshots'
-            snaps.mkdir(exist_ok=True)
+            snaps = paths.snapshots
+            snaps.mkdir(parents=True, exist_ok=True)
             for ep in sorted({*snapshot_epochs, epochs}):
                 srng = np.random.default_rng([zlib.crc32(method.encode()), seed, ep])
                 np.savez_compressed(snaps / f'epoch_{ep:03d}.npz',
@@ -234,6 +237,7 @@ def _metrics(params) -> list[str]:
 
 def test_every_output_exists(study3):
     out = study3 / 'reports'
+    assert not (study3 / 'runs' / 'train').exists()  # the report never reads the checkpoints
     for name in ('README.md', 'summary.csv', 'summary.md', 'comparison.csv', 'comparison.md',
                  'per_joint.csv', 'per_joint.md', 'runs.csv', 'metrics.json'):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
@@ -273,6 +277,9 @@ def test_summary_and_comparison_tables(study3, base_params):
     assert (pck['n'] == 3).all() and (pck['mean_diff'] > 0).all()
     assert (pck['p_holm'] >= pck['p_permutation']).all()
     assert np.allclose(pck['min_attainable_p'], 0.25)
+    # Holm over the 2 variants doubles the floor; the CI half-width is half the CI
+    assert np.allclose(pck['min_attainable_p_holm'], 0.5)
+    assert np.allclose(pck['ci_half_width'], (pck['ci_high'] - pck['ci_low']) / 2)
     assert pck['image_p'].notna().all() and (pck['image_diff'] > 0).all()
     assert comp.loc[comp.metric != 'PCK@0.1', 'image_p'].isna().all()
 
@@ -287,7 +294,7 @@ def test_summary_and_comparison_tables(study3, base_params):
     assert dvc_metrics['cls_ohem']['PCK@0.1'] == pytest.approx(head.loc['cls_ohem', 'mean'],
                                                                 abs=1e-5)
     readme = (out / 'README.md').read_text()
-    assert 'no exact test can go below p=0.25' in readme
+    assert 'and Holm over 2 variants no exact test can go below p=0.5' in readme
     assert (f'{label(base_params, "cls_ohem")} vs {label(base_params, "regression")} on '
             'PCK@0.1') in readme
     assert 'seed win rate' in readme and 'P(better)' not in readme
@@ -360,6 +367,7 @@ def test_missing_run_folder_is_a_one_line_error(base_params, tmp_path):
                    out_dir=tmp_path / 'out')
     msg = str(exc.value)
     assert 'regression/seed1' in msg and '\n' not in msg
+    assert 'evaluate@regression`' in msg
     assert not (tmp_path / 'out' / 'README.md').exists()
 
 

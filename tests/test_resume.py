@@ -6,12 +6,17 @@ import pytest
 import yaml
 
 from bench.params import ROOT
+from bench.stages.common import RunPaths
 from bench.stages.train import _prepare_work_dir, training_key
 
 
+def _paths(tmp_path) -> RunPaths:
+    return RunPaths('regression', 0, tmp_path / 'runs')
+
+
 def _work(tmp_path, pointer, checkpoint=b'weights'):
-    work = tmp_path / 'train'
-    work.mkdir()
+    work = _paths(tmp_path).train
+    work.mkdir(parents=True)
     (work / 'fingerprint.txt').write_text('k1\n')
     if checkpoint is not None:
         (work / 'epoch_1.pth').write_bytes(checkpoint)
@@ -22,14 +27,14 @@ def _work(tmp_path, pointer, checkpoint=b'weights'):
 
 def test_resumes_from_a_complete_checkpoint_of_the_same_config(tmp_path):
     work = _work(tmp_path, '{work}/epoch_1.pth')
-    assert _prepare_work_dir(tmp_path, 'k1') == str(work / 'epoch_1.pth')
-    assert (work / 'epoch_1.pth').exists() and not (tmp_path / 'train.stale').exists()
+    assert _prepare_work_dir(_paths(tmp_path), 'k1') == str(work / 'epoch_1.pth')
+    assert (work / 'epoch_1.pth').exists() and not _paths(tmp_path).stale.exists()
 
 
 def test_pointer_of_a_moved_checkout_is_found_in_the_work_dir(tmp_path):
     # MMEngine writes an absolute path; the checkout was moved since
-    work = _work(tmp_path, '/elsewhere/runs/regression/seed0/train/epoch_1.pth')
-    assert _prepare_work_dir(tmp_path, 'k1') == str(work / 'epoch_1.pth')
+    work = _work(tmp_path, '/elsewhere/runs/train/regression/seed0/epoch_1.pth')
+    assert _prepare_work_dir(_paths(tmp_path), 'k1') == str(work / 'epoch_1.pth')
 
 
 @pytest.mark.parametrize('pointer, checkpoint', [
@@ -39,17 +44,25 @@ def test_pointer_of_a_moved_checkout_is_found_in_the_work_dir(tmp_path):
     ('{work}/epoch_1.pth', b''),       # pointer to an empty file
 ])
 def test_incomplete_work_dir_is_moved_aside(tmp_path, pointer, checkpoint):
+    paths = _paths(tmp_path)
     _work(tmp_path, pointer, checkpoint=checkpoint)
-    assert _prepare_work_dir(tmp_path, 'k1') is None
-    assert (tmp_path / 'train.stale' / 'fingerprint.txt').exists()
-    assert (tmp_path / 'train' / 'fingerprint.txt').read_text() == 'k1\n'
-    assert not (tmp_path / 'train' / 'last_checkpoint').exists()
+    for folder in (paths.live, paths.snapshots):  # the run's curves and heatmaps go with it
+        folder.mkdir(parents=True)
+        (folder / 'x').write_text('old')
+    other = RunPaths('regression', 1, paths.root)  # another seed's folders stay
+    other.live.mkdir(parents=True)
+    assert _prepare_work_dir(paths, 'k1') is None
+    assert paths.stale == paths.root / 'train' / 'regression' / 'seed0.stale'
+    assert (paths.stale / 'fingerprint.txt').exists()
+    assert (paths.train / 'fingerprint.txt').read_text() == 'k1\n'
+    assert not (paths.train / 'last_checkpoint').exists()
+    assert not paths.live.exists() and not paths.snapshots.exists() and other.live.exists()
 
 
 def test_checkpoint_of_another_config_is_not_resumed(tmp_path):
     _work(tmp_path, '{work}/epoch_1.pth')
-    assert _prepare_work_dir(tmp_path, 'k2') is None
-    assert (tmp_path / 'train.stale' / 'epoch_1.pth').exists()
+    assert _prepare_work_dir(_paths(tmp_path), 'k2') is None
+    assert (_paths(tmp_path).stale / 'epoch_1.pth').exists()
 
 
 def _checkout(root, manifest='{"sha256": "a"}'):
@@ -69,7 +82,7 @@ def _checkout(root, manifest='{"sha256": "a"}'):
         else:
             path.mkdir(parents=True)
             (path / 'm.py').write_text('y = 2\n')
-    cfg = dict(work_dir=f'{root}/runs/regression/seed0/train', lr=0.004,
+    cfg = dict(work_dir=f'{root}/runs/train/regression/seed0', lr=0.004,
                val_evaluator=[dict(ann_file=f'{root}/data/stickman/annotations/val.json')])
     return cfg, root, root / 'code'
 

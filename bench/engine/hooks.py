@@ -60,6 +60,25 @@ class DivergenceGuardHook(Hook):
 
 
 @HOOKS.register_module()
+class ChannelsLastHook(Hook):
+    """Train in the channels-last memory format (NHWC): the model's weights before training,
+    and the batches (``BatchTopdownPreprocessor.channels_last``).
+
+    PyTorch's CPU convolutions (oneDNN) run faster on NHWC: one training step of the default
+    model took 17-33% less time here (``python -m bench perf``). The parameters stay the same
+    objects (the optimizer keeps them); the numbers differ from NCHW training only by the order
+    of floating-point sums, and stay deterministic.
+    """
+    priority = 'VERY_HIGH'
+
+    def before_train(self, runner):
+        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        model.to(memory_format=torch.channels_last)
+        if hasattr(model.data_preprocessor, 'channels_last'):
+            model.data_preprocessor.channels_last = True
+
+
+@HOOKS.register_module()
 class EpochSeedHook(Hook):
     """Re-seed the augmentation RNGs at every epoch.
 

@@ -1,15 +1,18 @@
 """Load the runs of a study into tidy pandas DataFrames: the report's only reader of ``runs/``.
 
-One run is ``<runs_root>/<method>/seed<k>/`` with ``train/status.json``, ``metrics.json``,
-``eval/keypoints.npz``, ``live/plots/metrics/**.tsv`` (DVCLive curves) and
-``snapshots/epoch_XXX.npz`` (heatmaps). :func:`load_study` reads every (method, seed) asked for:
+One run (layout: :class:`bench.stages.common.RunPaths`) is, under ``<runs_root>``:
+``eval/<method>/seed<k>/`` with ``train_status.json`` (the training's status, copied there by
+the evaluate stage), ``metrics.json`` and ``keypoints.npz``;
+``live/<method>/seed<k>/plots/metrics/**.tsv`` (DVCLive curves) and
+``snapshots/<method>/seed<k>/epoch_XXX.npz`` (heatmaps). ``train/`` (the checkpoints) is never
+read. :func:`load_study` reads every (method, seed) asked for:
 
 - a run whose folder or status/metrics file is missing raises :class:`bench.errors.RunError`
   with one line naming the run (the study is incomplete: nothing is reported);
 - a run whose status is not ``ok`` (diverged) is kept in :attr:`Study.runs` with its message and
   left out of every other table (the report lists it under "Failed runs");
-- optional inputs (a learning-curve TSV, snapshots, ``eval/keypoints_val.npz``, the
-  classification heads' ``eval/pixel_calibration.npz``) may be missing: their tables simply
+- optional inputs (a learning-curve TSV, snapshots, ``keypoints_val.npz``, the
+  classification heads' ``pixel_calibration.npz``) may be missing: their tables simply
   have no rows for that run, and the metrics computed from them are NaN.
 
 Per-run metrics: the PCKs, AUC, EPE, mean OKS, AP (and pixel ECE) of ``metrics.json``; the
@@ -35,6 +38,7 @@ import pandas as pd
 
 from bench.errors import RunError
 from bench.report import stats
+from bench.stages.common import RunPaths
 
 # Scalar test metrics read from metrics.json, besides the PCK@<thr> entries.
 FILE_METRICS = ('AUC', 'EPE', 'mean_OKS', 'AP', 'AP50', 'AP75')
@@ -183,7 +187,7 @@ class Study:
         return self.runs[self.runs.status != 'ok'].reset_index(drop=True)
 
     def snapshot_path(self, method: str, seed: int, epoch: int) -> Path:
-        return self.runs_root / method / f'seed{seed}' / 'snapshots' / f'epoch_{epoch:03d}.npz'
+        return RunPaths(method, seed, self.runs_root).snapshots / f'epoch_{epoch:03d}.npz'
 
     def load_snapshot(self, method: str, seed: int, epoch: int) -> dict[str, np.ndarray]:
         with np.load(self.snapshot_path(method, seed, epoch)) as z:
@@ -230,8 +234,9 @@ def _read_curves(live: Path) -> list[pd.DataFrame]:
 
 
 def _eval_wall(folder: Path, run: str) -> float:
-    """The evaluate stage's wall time (``eval/timing.json``); NaN when it was not recorded."""
-    path = folder / 'eval' / 'timing.json'
+    """The evaluation's wall time (``timing.json`` of the run's eval folder); NaN when it was
+    not recorded."""
+    path = folder / 'timing.json'
     if not path.is_file():
         return math.nan
     wall = _read_json(path, run).get('wall_s')
@@ -255,10 +260,10 @@ def _snapshot_epochs(folder: Path) -> list[int]:
 def load_study(runs_root: str | Path, methods: Iterable[str], seeds: Iterable[int], *,
                pck_thresholds: Sequence[float] = (0.05, 0.1, 0.2), pck_reach: float = 0.5,
                joint_order: Sequence[str] | None = None) -> Study:
-    """Read every run ``<runs_root>/<method>/seed<seed>`` (see the module docstring).
+    """Read every run (``method``, ``seed``) under ``runs_root`` (see the module docstring).
 
     Args:
-        runs_root: the folder holding ``<method>/seed<k>/``.
+        runs_root: the ``runs/`` folder (holding ``eval/``, ``live/``, ``snapshots/``).
         methods: method names, in report order.
         seeds: seeds (sorted here).
         pck_thresholds: the ``PCK@<t>`` entries to read from metrics.json.
@@ -267,8 +272,8 @@ def load_study(runs_root: str | Path, methods: Iterable[str], seeds: Iterable[in
             not in it follow in their file order. Default: the order of the first metrics.json.
 
     Raises:
-        RunError: a run's folder, ``train/status.json``, ``metrics.json`` (for a run that
-            trained) or ``eval/keypoints.npz`` (for a run that succeeded) is missing.
+        RunError: a run's eval folder, its ``train_status.json``, ``metrics.json`` (for a run
+            that trained) or ``keypoints.npz`` (for a run that succeeded) is missing.
     """
     runs_root = Path(runs_root)
     methods, seeds = list(methods), sorted(int(s) for s in seeds)
@@ -281,15 +286,15 @@ def load_study(runs_root: str | Path, methods: Iterable[str], seeds: Iterable[in
 
     for method in methods:
         for seed in seeds:
-            run = f'{method}/seed{seed}'
-            folder = runs_root / method / f'seed{seed}'
+            paths = RunPaths(method, seed, runs_root)
+            run, folder = paths.name, paths.eval
             if not folder.is_dir():
-                raise RunError(f'run {run}: folder {folder} is missing; run `dvc repro '
-                               f'train@{method}-{seed} evaluate@{method}-{seed}` first')
-            status_file = folder / 'train' / 'status.json'
+                raise RunError(f'run {run}: folder {folder} is missing (not evaluated); run '
+                               f'`dvc repro evaluate@{method}` first')
+            status_file = folder / 'train_status.json'
             if not status_file.is_file():
-                raise RunError(f'run {run}: {status_file} is missing (not trained); run '
-                               f'`dvc repro train@{method}-{seed}` first')
+                raise RunError(f'run {run}: {status_file} is missing (not trained, or evaluated '
+                               f'by older code); run `dvc repro evaluate@{method}` first')
             status = _read_json(status_file, run)
             metrics_file = folder / 'metrics.json'
             if metrics_file.is_file():
@@ -298,7 +303,7 @@ def load_study(runs_root: str | Path, methods: Iterable[str], seeds: Iterable[in
                 result = status
             else:
                 raise RunError(f'run {run}: {metrics_file} is missing (not evaluated); run '
-                               f'`dvc repro evaluate@{method}-{seed}` first')
+                               f'`dvc repro evaluate@{method}` first')
             state = str(result.get('status', status.get('status', 'unknown')))
             message = result.get('message') or status.get('message') or ''
             wall = status.get('wall_s')
@@ -311,19 +316,19 @@ def load_study(runs_root: str | Path, methods: Iterable[str], seeds: Iterable[in
             if state != 'ok':
                 continue
 
-            kp_file = folder / 'eval' / 'keypoints.npz'
+            kp_file = folder / 'keypoints.npz'
             if not kp_file.is_file():
                 raise RunError(f'run {run}: {kp_file} is missing; run `dvc repro '
-                               f'evaluate@{method}-{seed}` first')
+                               f'evaluate@{method}` first')
             with np.load(kp_file) as z:
                 kp = {k: z[k] for k in z.files}
             keypoints[(method, seed)] = kp
             run_rows[-1]['test_instances'] = int(kp['dists'].shape[0])
 
-            val_kp = _optional_npz(folder / 'eval' / 'keypoints_val.npz')
+            val_kp = _optional_npz(folder / 'keypoints_val.npz')
             if val_kp is not None:
                 val_keypoints[(method, seed)] = val_kp
-            pixels = _optional_npz(folder / 'eval' / 'pixel_calibration.npz')
+            pixels = _optional_npz(folder / 'pixel_calibration.npz')
             if pixels is not None:
                 pixel_cal[(method, seed)] = pixels
 
@@ -333,7 +338,7 @@ def load_study(runs_root: str | Path, methods: Iterable[str], seeds: Iterable[in
             values.update({k: float(result[k]) if result.get(k) is not None else math.nan
                            for k in PIXEL_METRICS})
 
-            frames = _read_curves(folder / 'live')
+            frames = _read_curves(paths.live)
             curve_frames += [f.assign(method=method, seed=seed) for f in frames]
             val = next((f for f in frames if f['name'].iat[0] == VAL_PCK), None)
             values[reach] = (stats.epochs_to_reach(val['epoch'], val['value'], pck_reach)
@@ -353,7 +358,7 @@ def load_study(runs_root: str | Path, methods: Iterable[str], seeds: Iterable[in
                     method=method, seed=seed,
                     threshold=np.asarray(kp['curve_thresholds'], float),
                     pck=np.asarray(kp['curve'], float))))
-            snapshots[(method, seed)] = _snapshot_epochs(folder / 'snapshots')
+            snapshots[(method, seed)] = _snapshot_epochs(paths.snapshots)
 
     order = {m: i for i, m in enumerate(methods)}
     joint_idx = {j: i for i, j in enumerate(joints)}

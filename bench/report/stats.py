@@ -611,6 +611,9 @@ def significance_sentence(name: str, metric: str, comp_row: Mapping[str, Any],
     else:
         p, p_label = float(get('p_permutation')), 'unadjusted p'
     min_p = float(get('min_attainable_p', min(1.0, 2.0 ** (1 - n)) if n else math.nan))
+    holm_floor = float(get('min_attainable_p_holm', math.nan))
+    if np.isfinite(p_holm) and np.isfinite(holm_floor):
+        min_p = holm_floor  # Holm multiplies the family's smallest p by its size
 
     head = f'{label} on {metric}: {_fmt_signed(float(get("mean_diff")))}'
     low, high = float(get('ci_low')), float(get('ci_high'))

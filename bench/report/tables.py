@@ -152,6 +152,7 @@ def _same_images(study: Study, a: tuple[str, int], b: tuple[str, int]) -> bool:
 COMPARISON_COLUMNS = ['variant', 'variant_label', 'baseline', 'baseline_label', 'metric',
                       'higher_is_better', 'n', 'n_censored', 'mean_diff', 'ci_low', 'ci_high',
                       'p_ttest', 'p_permutation', 'p_holm', 'seed_win_rate', 'min_attainable_p',
+                      'min_attainable_p_holm', 'ci_half_width',
                       'image_n', 'image_diff', 'image_ci_low', 'image_ci_high', 'image_p']
 
 
@@ -210,6 +211,12 @@ def comparison_table(study: Study, metrics: Sequence[str], baseline: str,
         sel = df.metric == metric
         if sel.any():
             df.loc[sel, 'p_holm'] = stats.holm(df.loc[sel, 'p_permutation'].to_numpy(float))
+            # Holm multiplies the smallest p of a family of m tests by m: the smallest
+            # adjusted p the exact test can reach with these seeds
+            m = int(np.isfinite(df.loc[sel, 'p_permutation'].to_numpy(float)).sum())
+            df.loc[sel, 'min_attainable_p_holm'] = np.minimum(
+                1.0, max(m, 1) * df.loc[sel, 'min_attainable_p'].to_numpy(float))
+    df['ci_half_width'] = (df['ci_high'] - df['ci_low']) / 2
     # metric-major: the rows of one Holm family (one metric, every variant) are together
     m_idx = {m: i for i, m in enumerate(metrics)}
     v_idx = {m: i for i, m in enumerate(study.methods)}
@@ -332,7 +339,10 @@ def comparison_markdown(comparison: pd.DataFrame, *, image: bool = True) -> str:
         'p (perm.)': c['p_permutation'].map(fmt_p),
         'p (Holm)': c['p_holm'].map(fmt_p),
         'seed win rate': c['seed_win_rate'].map(lambda x: f'{x:.2f}' if _finite(x) else NA),
-        'min p': c['min_attainable_p'].map(fmt_p)})
+        'CI ±': [fmt_diff(h, m).lstrip('+') if _finite(h) else NA
+                 for h, m in zip(c['ci_half_width'], c['metric'])],
+        'min p': c['min_attainable_p'].map(fmt_p),
+        'min p (Holm)': c['min_attainable_p_holm'].map(fmt_p)})
     if image:
         df['image diff [CI], p'] = [
             f'{fmt_diff(d, m)} [{fmt_diff(lo, m)}, {fmt_diff(hi, m)}], p={fmt_p(p)}'

@@ -1,26 +1,168 @@
-"""Paths and checks shared by the per-run stages."""
+"""Paths and checks shared by the per-run stages.
+
+The on-disk layout of the runs lives here and nowhere else (:class:`RunPaths`). It is *kind
+first*, ``runs/<kind>/<method>/seed<k>/``, so that each DVC stage of a method owns whole
+folders (its outputs never overlap another stage's) and the report depends on the small
+outputs only, never on the checkpoints:
+
+=============================================  =========================================
+``runs/train/<method>/seed<k>/``               MMEngine work dir: checkpoints, ``final.pth``,
+                                               logs, ``status.json``, ``config.py``,
+                                               ``fingerprint.txt`` (out of ``train@<method>``)
+``runs/train/<method>/seed<k>.stale/``         a work dir moved aside (other inputs)
+``runs/live/<method>/seed<k>/``                DVCLive curves (plots of ``train@<method>``)
+``runs/snapshots/<method>/seed<k>/``           heatmap snapshots (out of ``train@<method>``)
+``runs/eval/<method>/seed<k>/``                ``metrics.json``, ``keypoints*.npz``,
+                                               ``pixel_calibration.npz``, ``timing.json``,
+                                               ``train_status.json`` (out of ``evaluate@<method>``)
+``runs/metrics/<method>.json``                 ``{"seed<k>": metrics}`` for every seed (the DVC
+                                               metrics of ``evaluate@<method>``)
+=============================================  =========================================
+"""
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Optional
 
-from bench.errors import RunError
 from bench.params import Params, workdir
 
+#: Per-run folders, each ``runs/<kind>/<method>/seed<k>/``.
+KINDS = ('train', 'live', 'snapshots', 'eval')
+#: What the train stage writes per run (the evaluate stage writes ``eval``).
+TRAIN_KINDS = ('train', 'live', 'snapshots')
+_SEED_DIR = re.compile(r'^seed(\d+)(\.stale)?$')
 
-def run_dir(method: str, seed: int) -> Path:
-    """``runs/<method>/seed<k>``: ``train/`` (MMEngine work dir), ``live/`` (DVCLive curves),
-    ``snapshots/`` (heatmaps), ``eval/`` and ``metrics.json`` (the evaluate stage)."""
-    return workdir() / 'runs' / method / f'seed{seed}'
+
+def runs_root() -> Path:
+    """``<workdir>/runs``."""
+    return workdir() / 'runs'
 
 
-def check_run(params: Params, method: str, seed: int) -> None:
+def seed_key(seed: int) -> str:
+    """``seed<k>``: the name of a run's folders and its key in the method's metrics file."""
+    return f'seed{int(seed)}'
+
+
+def method_dir(kind: str, method: str, root: Optional[Path] = None) -> Path:
+    """``runs/<kind>/<method>``: the folder DVC declares as the method's output of that kind."""
+    if kind not in KINDS:
+        raise ValueError(f'unknown run output kind {kind!r} (one of {", ".join(KINDS)})')
+    return Path(root if root is not None else runs_root()) / kind / method
+
+
+def metrics_file(method: str, root: Optional[Path] = None) -> Path:
+    """``runs/metrics/<method>.json``: every seed's test metrics, keyed ``seed<k>``."""
+    return Path(root if root is not None else runs_root()) / 'metrics' / f'{method}.json'
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """The folders of run (``method``, ``seed``) under ``root`` (default ``<workdir>/runs``);
+    see the module docstring."""
+    method: str
+    seed: int
+    root: Path = field(default_factory=runs_root)
+
+    def __post_init__(self):
+        object.__setattr__(self, 'root', Path(self.root))
+        object.__setattr__(self, 'seed', int(self.seed))
+
+    @property
+    def name(self) -> str:
+        """``<method>/seed<k>``: how messages name the run."""
+        return f'{self.method}/{seed_key(self.seed)}'
+
+    def kind(self, kind: str) -> Path:
+        return method_dir(kind, self.method, self.root) / seed_key(self.seed)
+
+    @property
+    def train(self) -> Path:
+        return self.kind('train')
+
+    @property
+    def stale(self) -> Path:
+        """Where a work dir written from other inputs is moved aside."""
+        return self.train.with_name(seed_key(self.seed) + '.stale')
+
+    @property
+    def live(self) -> Path:
+        return self.kind('live')
+
+    @property
+    def snapshots(self) -> Path:
+        return self.kind('snapshots')
+
+    @property
+    def eval(self) -> Path:
+        return self.kind('eval')
+
+    @property
+    def metrics(self) -> Path:
+        """The method's metrics file (shared by its seeds)."""
+        return metrics_file(self.method, self.root)
+
+
+def find_runs(kind: str, root: Optional[Path] = None) -> list[RunPaths]:
+    """Every run that has a ``runs/<kind>/<method>/seed<k>/`` folder, sorted."""
+    base = Path(root if root is not None else runs_root())
+    found = []
+    for folder in sorted((base / kind).glob('*/seed*')):
+        m = _SEED_DIR.match(folder.name)
+        if folder.is_dir() and m and not m.group(2):
+            found.append(RunPaths(folder.parent.name, int(m.group(1)), base))
+    return sorted(found, key=lambda r: (r.method, r.seed))
+
+
+def prune_seeds(method: str, seeds: Iterable[int], kinds: Iterable[str] = KINDS,
+                root: Optional[Path] = None) -> list[Path]:
+    """Remove the ``seed<k>`` (and ``seed<k>.stale``) folders of ``method`` whose seed is not
+    in ``seeds``, for each of ``kinds``: runs dropped from ``params.yaml`` must not stay in the
+    method's outputs (nor reach the report). Returns what was removed."""
+    keep = {int(s) for s in seeds}
+    removed = []
+    for kind in kinds:
+        folder = method_dir(kind, method, root)
+        if not folder.is_dir():
+            continue
+        for entry in sorted(folder.iterdir()):
+            m = _SEED_DIR.match(entry.name)
+            if m and int(m.group(1)) not in keep:  # every rank of a multi-process launch
+                if entry.is_dir():                    # may do this at once: no error if gone
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+                removed.append(entry)
+    return removed
+
+
+def check_run(params: Params, method: str, seed: Optional[int] = None) -> None:
+    """``method`` is defined and ``seed`` (when given) is one of ``params.seeds``."""
+    # imported here: this module is the light one (paths) that perf and gpu-check import
+    # before the stack, and bench.errors pulls in bench.engine
+    from bench.errors import RunError
     if method not in params.methods:
         raise RunError(f'method {method!r} is not defined in params.yaml `methods` '
                        f'(defined: {", ".join(sorted(params.methods))})')
-    if seed not in params.seeds:
+    if seed is not None and seed not in params.seeds:
         raise RunError(f'seed {seed} is not in params.yaml `seeds` {list(params.seeds)}')
+
+
+def runner_names(cfg, run: RunPaths, stage: str) -> None:
+    """Give the Runner built from ``cfg`` names of its own. MMEngine keeps its logger, message
+    hub and visualizer in process-wide registries keyed by name; with one Runner per seed in
+    one process, MMPose's fixed ``visualizer.name`` would hand the second Runner the first
+    one's visualizer (and its log folder), and two Runners started within one second would
+    share a logger. Call it after the training key and the saved config are made: the names
+    decide nothing about the result."""
+    name = f'{stage}_{run.method}_{seed_key(run.seed)}'
+    cfg.experiment_name = name
+    if isinstance(cfg.get('visualizer'), dict):
+        cfg.visualizer['name'] = name
 
 
 def fingerprint(obj) -> str:

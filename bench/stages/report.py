@@ -1,6 +1,7 @@
 """Stage ``report``: every run → ``reports/`` (tables, figures, the generated ``README.md``).
 
-Reads ``runs/<method>/seed<k>/`` for every active method × seed (:mod:`bench.report.collect`),
+Reads ``runs/eval/``, ``runs/live/`` and ``runs/snapshots/`` (``<kind>/<method>/seed<k>/``, never
+the checkpoints of ``runs/train/``) for every active method × seed (:mod:`bench.report.collect`),
 computes the statistics (:mod:`bench.report.tables` through :mod:`bench.report.stats`), draws
 the figures (:mod:`bench.report.figures`) and writes:
 
@@ -34,6 +35,7 @@ import pandas as pd
 from bench.params import Params, ParamsError, workdir
 from bench.report import collect, instrument, sections, tables
 from bench.report.stats import significance_sentence
+from bench.stages import common
 
 SOFTWARE = ('torch', 'mmengine', 'mmcv', 'mmpose', 'dvc', 'numpy')
 CSV_FILES = ('summary.csv', 'comparison.csv', 'per_joint.csv', 'runs.csv')
@@ -64,7 +66,7 @@ def run(params: Params, runs_root: str | Path | None = None,
         RunError: a run folder (or one of its required files) is missing.
         ParamsError: ``report.headline_metric`` is not one of the report's metrics.
     """
-    runs_root = Path(runs_root) if runs_root is not None else workdir() / 'runs'
+    runs_root = Path(runs_root) if runs_root is not None else common.runs_root()
     out_dir = Path(out_dir) if out_dir is not None else workdir() / 'reports'
     rp = params.report
     methods = list(params.active_methods)
@@ -184,7 +186,8 @@ def _verdict(row, alpha: float) -> str:
     p = row['p_holm']
     if n < 2 or not tables._finite(p):
         return 'inconclusive'
-    if tables._finite(row['min_attainable_p']) and row['min_attainable_p'] > alpha:
+    floor = row.get('min_attainable_p_holm', row['min_attainable_p'])
+    if tables._finite(floor) and floor > alpha:  # Holm's floor: m x 2 / 2^n
         return 'inconclusive'
     return 'significant' if p <= alpha else 'not significant'
 
@@ -312,16 +315,22 @@ def readme(params: Params, study: collect.Study, summary: pd.DataFrame,
             'training noise. All metrics: [`comparison.md`](comparison.md).\n')
         shown = comparison[comparison.metric.isin(main_metrics(params))]
         add(tables.comparison_markdown(shown))
-        min_p = comparison['min_attainable_p']
+        min_p = comparison['min_attainable_p_holm']
         if (min_p > alpha).any():
             n = int(comparison.loc[min_p > alpha, 'n'].max())
-            mp = comparison.loc[comparison['n'] == n, 'min_attainable_p'].iat[0]
+            mp = comparison.loc[comparison['n'] == n, 'min_attainable_p_holm'].iat[0]
             nv = comparison.variant.nunique()
-            add(f'> **Too few seeds for a decision**: with {n} paired seed{"s" * (n != 1)} no '
-                f'exact test can go below p={tables.fmt_p(mp)}, so no comparison can reach '
-                f'α={alpha:g}. The exact test needs ≥ {_seeds_needed(alpha, 1)} seeds '
-                f'(≥ {_seeds_needed(alpha, nv)} with Holm over {nv} variants); the study '
-                'profile (`make study`, `params.study.yaml`) runs more seeds.\n')
+            add(f'> **Too few seeds for a decision**: with {n} paired seed{"s" * (n != 1)} and '
+                f'Holm over {nv} variant{"s" * (nv != 1)} no exact test can go below '
+                f'p={tables.fmt_p(mp)}, so no comparison can reach α={alpha:g}. The exact test '
+                f'needs ≥ {_seeds_needed(alpha, nv)} seeds with Holm over {nv} variants '
+                f'(≥ {_seeds_needed(alpha, 1)} for one); the study profile (`make study`, '
+                '`params.study.yaml`) runs more seeds.\n')
+        elif len(min_p):
+            add(f'Smallest p the exact test can reach here after Holm: '
+                f'{tables.fmt_p(float(min_p.max()))} (< α={alpha:g}: every comparison can be '
+                f'decided); widest 95% CI of a headline difference: '
+                f'±{float(shown.loc[shown.metric == head, "ci_half_width"].max()):.3f}.\n')
 
     add('## Figures\n')
     add('### Heatmaps\n')

@@ -3,9 +3,10 @@ the config it was trained with, not under whatever ``params.yaml`` says today.
 
 A params edit that DVC does not propagate to a run (a key the train stage does not declare,
 ``dvc commit`` after an edit, a manual ``evaluate``) must never change how an old model is
-scored: the train stage writes ``train/config.py`` (:func:`save_run_config`) and evaluate
-reads it back (:func:`load_run_config`). The checkout's location is stored as a token, so a
-moved checkout (which keeps its runs, see ``training_key``) still finds its data.
+scored: the train stage writes ``config.py`` in the run's work dir
+(``runs/train/<method>/seed<k>/``, :func:`save_run_config`) and evaluate reads it back
+(:func:`load_run_config`). The checkout's location is stored as a token, so a moved checkout
+(which keeps its runs, see ``training_key``) still finds its data.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 from bench.errors import RunError
 from bench.params import workdir
 
-#: File name of the saved config in the run's ``train/`` folder.
+#: File name of the saved config in the run's work dir.
 RUN_CONFIG = 'config.py'
 #: Stands for the work folder (``workdir()``, with a trailing separator) in the saved text.
 WORKDIR_TOKEN = '<workdir>/'
@@ -44,6 +45,8 @@ def load_run_config(train_dir: str | Path, run: str = 'run'):
     if not path.is_file():
         raise RunError(f'run {run}: {path} is missing (trained before the resolved config '
                        f'was saved with each run); train it again, e.g. `dvc repro -f '
-                       f'train@{run.replace("/seed", "-")}`')
+                       f'train@{run.split("/")[0]}`')
     text = path.read_text().replace(WORKDIR_TOKEN, str(workdir()) + os.sep)
-    return Config.fromstring(text, '.py')
+    cfg = Config.fromstring(text, '.py')
+    object.__setattr__(cfg, '_format_python_code', False)  # no yapf: see bench.config
+    return cfg

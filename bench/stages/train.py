@@ -1,20 +1,27 @@
-"""Stage ``train@<method>-<seed>``: one MMEngine ``Runner`` run of one formulation and seed.
+"""Stage ``train@<method>``: every seed of ``params.yaml`` ``seeds`` of one formulation, one
+after another in one process (one fresh MMEngine ``Runner`` per seed), so the stack's imports
+are paid once per method. ``python -m bench train --method M --seed S`` trains one seed.
 
-Outputs in ``runs/<method>/seed<k>/``: ``train/`` (checkpoints, ``final.pth`` = weights of the
-last epoch, MMEngine logs, ``status.json``), ``live/`` (DVCLive per-epoch curves) and
-``snapshots/`` (heatmaps at ``eval.snapshot_epochs``).
+Outputs (layout: :mod:`bench.stages.common`): ``runs/train/<method>/seed<k>/`` (checkpoints,
+``final.pth`` = weights of the last epoch, MMEngine logs, ``status.json``, ``config.py``,
+``fingerprint.txt``), ``runs/live/<method>/seed<k>/`` (DVCLive per-epoch curves) and
+``runs/snapshots/<method>/seed<k>/`` (heatmaps at ``eval.snapshot_epochs``). The folders of
+seeds no longer in ``seeds`` are removed (whole-method runs only).
 
-Resuming: DVC keeps these folders (``persist: true``); when ``train/`` holds a complete
-checkpoint (named by MMEngine's ``last_checkpoint``) written from the *same inputs* (same
-``training_key``: resolved config, data manifest, code, library versions), training resumes
-from it. Any other work dir (other inputs, no complete checkpoint) is never resumed from: it is
-moved aside to ``train.stale/`` and the run starts over.
-A diverging run (non-finite loss) stops with a one-line error and records
-``status.json = {"status": "diverged", ...}``; the stage then exits 0 so that ``dvc repro``
-goes on with the other runs, and the report lists the run as failed instead of using it.
+DVC re-runs the whole method stage when any of its inputs changes (a new seed included), so
+each seed decides for itself: a seed whose work dir holds a finished run (``status.json`` ok
+and ``final.pth``) under the same ``training_key`` (resolved config, data manifest, code,
+library versions) is skipped without building a Runner. Otherwise, when the work dir holds a
+complete checkpoint (named by MMEngine's ``last_checkpoint``) written under the same key,
+training resumes from it; any other work dir (other inputs, no complete checkpoint) is never
+resumed from: it is moved aside to ``seed<k>.stale/`` and the seed starts over.
+A diverging seed (non-finite loss) stops with a one-line error and records
+``status.json = {"status": "diverged", ...}``; the stage goes on with the next seed and exits
+0, and the report lists the run as failed instead of using it.
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import resource
@@ -29,75 +36,145 @@ from bench._quiet import quiet_logger
 from bench.config import build_config
 from bench.engine.hooks import DivergenceError
 from bench.params import ROOT, Params, workdir
-from bench.stages.common import check_run, run_dir, write_json
-from bench.stages.run_config import save_run_config
+from bench.stages.common import (TRAIN_KINDS, RunPaths, check_run, prune_seeds, runner_names,
+                                 write_json)
+from bench.stages.run_config import RUN_CONFIG, save_run_config
 
 #: Libraries whose version can change the numbers of a training.
 _LIBRARIES = ('torch', 'numpy', 'mmengine', 'mmcv', 'mmpose')
 
 
-def run(params: Params, method: str, seed: int) -> dict:
+def run(params: Params, method: str, seed: Optional[int] = None) -> dict[int, dict]:
+    """Train every seed of ``params.seeds`` (or only ``seed``) of ``method``; returns
+    {seed: status}. A diverged seed does not stop the others."""
     check_run(params, method, seed)
-    out = run_dir(method, seed)
-    work = out / 'train'
-    cfg = build_config(params, method, seed, work_dir=work)
+    if seed is None:
+        for gone in prune_seeds(method, params.seeds, TRAIN_KINDS):
+            print(f'train {method}: removed {gone} (seed no longer in params.yaml `seeds`)',
+                  flush=True)
+    seeds = list(params.seeds) if seed is None else [seed]
+    if params.train.parallel_runs > 1 and len(seeds) > 1 and params.train.launcher == 'none':
+        from bench.stages.parallel import train_seeds
+        done = {s: finished(params, method, s) for s in seeds}
+        for s in seeds:
+            if done[s] is not None:
+                print(f'train {method}/seed{s}: already trained under the same training key '
+                      f'({done[s].get("epochs")} epochs): skipped', flush=True)
+        todo = [s for s in seeds if done[s] is None]
+        done.update(train_seeds(params, method, todo, run_one))
+        return {s: done[s] for s in seeds}
+    return {s: run_one(params, method, s) for s in seeds}
+
+
+def run_config(params: Params, method: str, seed: int):
+    """(config, paths, training key) of run (``method``, ``seed``): the resolved config with
+    the hooks every run gets."""
+    check_run(params, method, seed)
+    paths = RunPaths(method, seed)
+    cfg = build_config(params, method, seed, work_dir=paths.train)
     cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
         dict(type='EpochSeedHook', seed=seed),
-        dict(type='DVCLiveLoggerHook', live_dir=str(out / 'live')),
-        dict(type='HeatmapSnapshotHook', out_dir=str(out / 'snapshots'),
+        dict(type='DVCLiveLoggerHook', live_dir=str(paths.live)),
+        dict(type='HeatmapSnapshotHook', out_dir=str(paths.snapshots),
              epochs=list(params.eval.snapshot_epochs), num_images=params.eval.snapshot_images),
     ]
     if params.train.divergence_guard:
-        cfg.custom_hooks.append(dict(type='DivergenceGuardHook', run_name=f'{method}/seed{seed}'))
-    key = training_key(cfg.to_dict())
+        cfg.custom_hooks.append(dict(type='DivergenceGuardHook', run_name=paths.name))
+    return cfg, paths, training_key(cfg.to_dict())
+
+
+def finished(params: Params, method: str, seed: int) -> Optional[dict]:
+    """The status of run (``method``, ``seed``) if it is already trained under today's training
+    key (so the stage skips it), else None."""
+    _, paths, key = run_config(params, method, seed)
+    return _completed_run(paths.train, key)
+
+
+def run_one(params: Params, method: str, seed: int) -> dict:
+    """Train run (``method``, ``seed``) with a fresh Runner: skipped when already finished
+    under the same training key, resumed from a complete checkpoint of the same key, else
+    trained from scratch (see the module docstring). Returns its status."""
+    cfg, paths, key = run_config(params, method, seed)
+    work = paths.train
 
     rank = 0
     distributed = params.train.launcher in ('pytorch', 'slurm')
     if distributed:
         from bench.engine.dist import init_distributed
         rank = init_distributed(cfg, params.train.launcher)
-    checkpoint = _prepare_work_dir(out, key) if rank == 0 else None
-    if rank == 0:  # what evaluate scores the model under (bench/stages/run_config.py)
-        save_run_config(cfg, work)
+    done, checkpoint = None, None
+    if rank == 0:
+        done = _completed_run(work, key)
+        if done is None:
+            checkpoint = _prepare_work_dir(paths, key)
+        if done is None or not (work / RUN_CONFIG).is_file():
+            save_run_config(cfg, work)  # what evaluate scores the model under (run_config.py)
     if distributed:
         import torch.distributed as torch_dist
-        shared = [checkpoint]
-        torch_dist.broadcast_object_list(shared, src=0)  # every rank resumes, or none
-        checkpoint = shared[0]
+        shared = [done, checkpoint]
+        torch_dist.broadcast_object_list(shared, src=0)  # every rank skips / resumes, or none
+        done, checkpoint = shared
+    if done is not None:
+        if rank == 0:
+            print(f'train {paths.name}: already trained under the same training key '
+                  f'({done.get("epochs")} epochs): skipped', flush=True)
+        return done
     resume = checkpoint is not None
     cfg.resume = resume
     if resume:  # named explicitly: MMEngine's own pointer holds an absolute path, stale once
         cfg.load_from = checkpoint  # the checkout is moved (a config's load_from stays otherwise)
+    runner_names(cfg, paths, 'train')
 
     from bench.engine.safe_load import allow_mmengine_checkpoints
     from mmengine.runner import Runner
     allow_mmengine_checkpoints()
     runner = Runner.from_cfg(cfg)
     quiet_logger(runner.logger)
-    # a re-run of a finished run with the same training key (`dvc repro -f`, a params edit that
-    # leaves the resolved config as it was) resumes from its last epoch and trains nothing: its
-    # recorded time and memory stay those of the real training, not those of this process
+    # a work dir of the same key with a status but no final.pth (say, deleted by hand) resumes
+    # from its last epoch and trains nothing: its recorded time and memory stay those of the
+    # real training, not those of this process
     finished = _finished_status(work) if resume else None
     start = time.perf_counter()
     try:
-        runner.train()
-    except DivergenceError as exc:
-        status = dict(status='diverged', message=str(exc))
-        if runner.rank == 0:
-            write_json(work / 'status.json', status)
-        print(f'error: {exc}', flush=True)
-        return status
-    if runner.rank == 0:
+        try:
+            runner.train()
+        except DivergenceError as exc:
+            status = dict(status='diverged', message=str(exc))
+            if runner.rank == 0:
+                write_json(work / 'status.json', status)
+            print(f'error: {exc}', flush=True)
+            return status
+        if runner.rank != 0:
+            return dict(status='ok')
         _export_final(runner, work)
         status = dict(status='ok', epochs=params.train.epochs, resumed=resume,
                       wall_s=round(time.perf_counter() - start, 1),
+                      # the process's peak so far: with several seeds per process, the
+                      # largest of this seed's and the earlier ones'
                       peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                                         / 1024, 1))
         if finished is not None:
             status.update(wall_s=finished['wall_s'], peak_rss_mb=finished['peak_rss_mb'])
         write_json(work / 'status.json', status)
         return status
-    return dict(status='ok')
+    finally:  # the next seed's Runner starts from a clean slate (memory, open files)
+        del runner
+        gc.collect()
+
+
+def _completed_run(work: Path, key: str) -> Optional[dict]:
+    """The status of a run finished under training key ``key`` (``fingerprint.txt`` = key,
+    ``status.json`` ok, ``final.pth`` present), or None."""
+    stamp = work / 'fingerprint.txt'
+    try:
+        if stamp.read_text().strip() != key:
+            return None
+        status = json.loads((work / 'status.json').read_text())
+    except (OSError, ValueError):
+        return None
+    if status.get('status') != 'ok' or not (work / 'final.pth').is_file():
+        return None
+    return status
 
 
 def training_key(cfg: dict, work_root: Optional[Path] = None,
@@ -145,20 +222,19 @@ def _finished_status(work) -> Optional[dict]:
     return status
 
 
-def _prepare_work_dir(out, key: str) -> Optional[str]:
-    """Keep ``train/`` for resuming when it holds a complete checkpoint written under the
-    same training key; otherwise move it aside (``train.stale/``) with its curves and
-    snapshots. Returns the checkpoint to resume from, or None."""
-    work = out / 'train'
+def _prepare_work_dir(paths: RunPaths, key: str) -> Optional[str]:
+    """Keep the work dir ``paths.train`` for resuming when it holds a complete checkpoint
+    written under the same training key; otherwise move it aside (``paths.stale``) and remove
+    the run's curves and snapshots. Returns the checkpoint to resume from, or None."""
+    work = paths.train
     stamp = work / 'fingerprint.txt'
     same = stamp.exists() and stamp.read_text().strip() == key
     checkpoint = _last_checkpoint(work) if same else None
     if work.exists() and checkpoint is None:
-        stale = work.with_name('train.stale')
-        shutil.rmtree(stale, ignore_errors=True)
-        work.rename(stale)
-        for sub in ('live', 'snapshots'):
-            shutil.rmtree(out / sub, ignore_errors=True)
+        shutil.rmtree(paths.stale, ignore_errors=True)
+        work.rename(paths.stale)
+        for folder in (paths.live, paths.snapshots):
+            shutil.rmtree(folder, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
     stamp.write_text(key + '\n')
     return checkpoint
