@@ -196,3 +196,9 @@ def test_parallel_runs_train_seeds_side_by_side(tiny_work):
     assert 'at a time' not in out and out.count('already trained') == 2
     assert [(RunPaths('regression_dark', s, tiny_work / 'runs').train / 'final.pth')
             .stat().st_mtime_ns for s in (0, 1)] == finals
+    # evaluation side by side too: one metrics file with both seeds
+    ev = bench(tiny_work, 'evaluate', '--method', 'regression_dark')
+    assert 'evaluate regression_dark: 2 seeds, 2 at a time' in ev.stdout + ev.stderr
+    table = json.loads((tiny_work / 'runs' / 'metrics' / 'regression_dark.json').read_text())
+    assert sorted(table) == ['seed0', 'seed1']
+    assert all(0 <= table[k]['PCK@0.1'] <= 1 for k in table)

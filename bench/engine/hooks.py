@@ -117,7 +117,7 @@ class DVCLiveLoggerHook(Hook):
     Logged per epoch: the mean of every training log variable (``train/loss``, ``train/loss_kpt``,
     ``train/acc_pose``, the classification losses' ``bg_part``/``fg_part``/``bg_kept``...),
     ``train/part_ratio`` (mean ``bg_part`` / mean ``fg_part``, when logged) and every
-    validation metric (``val/PCK``, ``val/EPE``, ``val/coco/AP``...).
+    validation metric (``val/PCK``, ``val/EPE``).
 
     Args:
         live_dir (str): DVCLive directory of this run.

@@ -68,6 +68,15 @@ def run(params: Params, method: str, seed: Optional[int] = None) -> dict[int, di
     except (OSError, ValueError):
         table = {}
     results = {}
+    if params.train.parallel_runs > 1 and len(seeds) > 1 and params.train.launcher == 'none':
+        # the seeds side by side, as the train stage trains them (bench/stages/parallel.py)
+        from bench.stages.parallel import train_seeds
+        results = train_seeds(params, method, seeds, run_one, what='evaluate')
+        for s in seeds:
+            table[seed_key(s)] = results[s]
+        write_json(path, {seed_key(k): table[seed_key(k)] for k in params.seeds
+                          if seed_key(k) in table})
+        return results
     for s in seeds:
         results[s] = run_one(params, method, s)
         table[seed_key(s)] = results[s]

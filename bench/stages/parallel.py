@@ -1,4 +1,4 @@
-"""Train several seeds of one method at once: ``train.parallel_runs`` worker processes.
+"""Train (and evaluate) several seeds of one method at once: ``train.parallel_runs`` workers.
 
 Small models do not use many cores well: on this 2-core machine one training step of the
 default model takes 51 ms with two threads, while two single-threaded trainings side by side
@@ -55,21 +55,22 @@ def _init_worker(threads: int) -> None:
     bench.register_modules()
 
 
-def _train(params: Params, method: str, seed: int) -> dict:
-    from bench.stages.train import run_one
-    return run_one(params, method, seed)
+def _call(fn: Callable[[Params, str, int], dict], params: Params, method: str,
+          seed: int) -> dict:
+    return fn(params, method, seed)
 
 
 def train_seeds(params: Params, method: str, seeds: list[int],
-                run_one: Callable[[Params, str, int], dict]) -> dict[int, dict]:
-    """{seed: status} for ``seeds`` of ``method``: in this process one after another, or in
-    ``train.parallel_runs`` spawned workers when that is > 1 and more than one seed trains."""
+                run_one: Callable[[Params, str, int], dict], what: str = 'train') -> dict[int, dict]:
+    """{seed: run_one(params, method, seed)} for ``seeds``: in this process one after another,
+    or in ``train.parallel_runs`` spawned workers when that is > 1 and there is more than one
+    seed. ``run_one`` must be a module-level function (workers import it by name)."""
     n = min(params.train.parallel_runs, len(seeds))
     if n <= 1 or params.train.launcher != 'none':
         return {s: run_one(params, method, s) for s in seeds}
     import multiprocessing
     threads = threads_per_run(n)
-    print(f'train {method}: {len(seeds)} seeds, {n} at a time ({threads} thread'
+    print(f'{what} {method}: {len(seeds)} seeds, {n} at a time ({threads} thread'
           f'{"s" * (threads != 1)} each)', flush=True)
     ctx = multiprocessing.get_context('spawn')
     # The thread pools of OpenMP, MKL and OpenBLAS are sized when a worker loads them (before
@@ -79,7 +80,8 @@ def train_seeds(params: Params, method: str, seeds: list[int],
     os.environ.update({k: str(threads) for k in _THREAD_VARS})
     try:
         with ctx.Pool(n, initializer=_init_worker, initargs=(threads,)) as pool:
-            results = pool.starmap(_train, [(params, method, s) for s in seeds], chunksize=1)
+            results = pool.starmap(_call, [(run_one, params, method, s) for s in seeds],
+                                   chunksize=1)
     finally:
         for k, v in saved.items():
             if v is None:
