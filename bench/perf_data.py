@@ -137,25 +137,36 @@ def _train_breakdown(params: Params, method: str, work: Path, epochs: int = 2) -
     model.train_step = timed_step
     runner.register_hook(timer, priority='VERY_LOW')
     runner.train()
-    last = [r for r in timer.rows if r['epoch'] == epochs - 1]
-    med = {k: statistics.median(r[k] for r in last)
-           for k in ('loader', 'preprocess', 'step', 'total')}
-    return dict(loader=med['loader'], augment=med['preprocess'],
-                fwd_bwd=med['step'] - med['preprocess'],
-                other=med['total'] - med['loader'] - med['step'], total=med['total'],
+    # the last epoch but its first iteration (the loader's start); means, so that the parts
+    # add up to the iteration
+    last = [r for r in timer.rows if r['epoch'] == epochs - 1][1:] or timer.rows[-1:]
+    mean = {k: statistics.fmean(r[k] for r in last)
+            for k in ('loader', 'preprocess', 'step', 'total')}
+    return dict(loader=mean['loader'], augment=mean['preprocess'],
+                fwd_bwd=mean['step'] - mean['preprocess'],
+                other=mean['total'] - mean['loader'] - mean['step'], total=mean['total'],
                 iterations=len(last))
 
 
 def iteration_rows(params: Params, method: str = 'regression_dark', epochs: int = 2) -> list[dict]:
-    """Median per-iteration breakdown (ms) of a short real training with each data path."""
+    """Per-iteration breakdown (ms, mean over the last epoch) of a short real training with
+    each data path, with the thread count a run of the profile gets (``train.parallel_runs``
+    side by side: cores / parallel_runs threads each)."""
+    from bench.stages.parallel import threads_per_run
     rows = []
+    threads = threads_per_run(params.train.parallel_runs)
+    saved = torch.get_num_threads()
     with tempfile.TemporaryDirectory() as tmp:
         for path in ('mmpose', 'batched'):
             p = params.model_copy(update=dict(train=params.train.model_copy(
                 update=dict(data_path=path))))
-            b = _train_breakdown(p, method, Path(tmp) / path, epochs=epochs)
+            torch.set_num_threads(threads)
+            try:
+                b = _train_breakdown(p, method, Path(tmp) / path, epochs=epochs)
+            finally:
+                torch.set_num_threads(saved)
             data = b['loader'] + b['augment']
-            rows.append(dict(data_path=path, method=method,
+            rows.append(dict(data_path=path, method=method, threads=threads,
                              batch=params.train.batch_size, iterations=b['iterations'],
                              loader_ms=b['loader'] * 1e3, augment_ms=b['augment'] * 1e3,
                              fwd_bwd_ms=b['fwd_bwd'] * 1e3, other_ms=b['other'] * 1e3,
@@ -170,7 +181,9 @@ def iteration_markdown(rows: list[dict]) -> list[str]:
     batched = [r for r in rows if r['data_path'] == 'batched']
     lines = ['## One training iteration, default profile', '',
              'A short real training (MMEngine `Runner`, default model, batch and geometry, '
-             'no validation); median over the last epoch. `loader_ms`: waiting for the '
+             'with the torch threads one run of the profile gets: `threads`, cores / '
+             '`train.parallel_runs`); mean over the last epoch but its first iteration. '
+             '`loader_ms`: waiting for the '
              'dataloader (decode and per-sample transforms on the `mmpose` path); `augment_ms`: '
              'the data preprocessor (normalisation; on the `batched` path also the draws, the '
              'crop and the targets); `fwd_bwd_ms`: forward, loss, backward and optimizer step; '
