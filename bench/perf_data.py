@@ -12,7 +12,6 @@ Two measurements for ``python -m bench perf`` (:mod:`bench.perf`):
 """
 from __future__ import annotations
 
-import copy
 import statistics
 import tempfile
 import time

@@ -176,7 +176,6 @@ def test_draws_follow_mmpose_distributions():
     for ours, theirs in ((d.offset, offset), (d.scale, scale), (d.rotate, rot)):
         assert abs(ours.mean() - theirs.mean()) < 0.05 * max(theirs.std(), 1e-3) + 0.01
         assert abs(ours.std() - theirs.std()) < 0.05 * theirs.std()
-        assert ours.min() >= theirs.min() - 1e-3 * abs(theirs.min()) - 1e-6 or ours.min() >= -30
         assert abs((ours == 0).mean() - (theirs == 0).mean()) < 0.02
     assert np.abs(d.rotate).max() <= 30 and d.scale.min() >= 0.8 - 1e-6
 
