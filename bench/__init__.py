@@ -3,8 +3,9 @@
 Importing the package registers its MMPose modules, so that any MMPose config can use them
 with ``custom_imports = dict(imports=['bench'], allow_failed_imports=False)``:
 
-- ``KEYPOINT_CODECS``: ``PixelClassLabel``
-- ``MODELS``: ``PixelClassHead``, ``PixelCrossEntropyLoss``, ``PixelFocalLoss``
+- ``KEYPOINT_CODECS``: ``PixelClassLabel``, ``UDPHeatmapExact``
+- ``MODELS``: ``PixelClassHead``, ``PixelCrossEntropyLoss``, ``PixelFocalLoss``,
+  ``SigmoidHeatmapHead``, ``PeakFocalHeatmapLoss``, ``FiniteJSDiscretLoss``
 - ``HOOKS``: ``DVCLiveLoggerHook``, ``DivergenceGuardHook``, ``HeatmapSnapshotHook``
 - ``METRICS``: ``KeypointRecorder``
 

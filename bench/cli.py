@@ -27,7 +27,14 @@ def _parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=text)
         sp.add_argument('--method', required=True, help='a key of params.yaml `methods`')
         sp.add_argument('--seed', type=int, default=None,
-                        help='one of params.yaml `seeds` (default: every seed)')
+                        help='one of params.yaml `seeds` (default: every seed, every geometry)')
+        sp.add_argument('--geometry', default=None,
+                        help='with --seed: a `sweep` geometry tag such as hm32s2 (default: '
+                        'model\'s own geometry)')
+    sp = sub.add_parser('tune', help='pick one method\'s learning rate from tune.lrs on the '
+                        'validation split (tune.enabled), or record train.lr (off): '
+                        'runs/tuned/<method>.json')
+    sp.add_argument('--method', required=True, help='a key of params.yaml `methods`')
     sub.add_parser('floor', help='codec floor of every method (a perfect network\'s score), the '
                    'method descriptions and the imbalance table: reports/codec_floor.csv, '
                    'methods.csv, imbalance.csv')
@@ -39,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument('--train-images', type=int, default=None,
                     help='cap the study profile\'s training images (default: all)')
     sp.add_argument('--skip-throughput', action='store_true', help='determinism check only')
+    sp = sub.add_parser('estimate', help='time one training step per active method x '
+                        'geometry on this machine (GPU when there is one) and extrapolate the '
+                        'profile\'s study: <out>/study_estimate.csv|md (needs data/)')
+    sp.add_argument('--steps', type=int, default=5, help='timed steps per cell (default 5)')
+    sp.add_argument('--out', default='reports', help='output folder')
     sp = sub.add_parser('perf', help='micro-benchmarks: codec, loss, training step, pipeline')
     sp.add_argument('--quick', action='store_true', help='fewer repeats (for tests)')
     sp.add_argument('--out', default='reports', help='output folder')
@@ -59,6 +71,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f'{args.params or "params.yaml"}: ok ({len(params.active_methods)} methods x '
               f'{len(params.seeds)} seeds)')
         return 0
+    if args.command == 'tune':
+        from bench.params import ParamsError, load_params
+        try:
+            params = load_params(args.params)
+        except ParamsError as exc:
+            print(f'error: {exc}', file=sys.stderr)
+            return 2
+        if not params.tune.enabled:  # records train.lr without importing the stack (0.3 s)
+            from bench.stages.tune import run as tune
+            try:
+                tune(params, args.method)
+            except ParamsError as exc:
+                print(f'error: {exc}', file=sys.stderr)
+                return 2
+            return 0
     # Every stage needs the project's modules in MMPose's registries: it builds models from
     # configs (and the params schema may look a loss type up in MODELS).
     if args.command == 'gpu-check':  # its stages run as their own processes
@@ -76,9 +103,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command in ('train', 'evaluate'):
             from bench.launch import configure_determinism, relaunch_command
             configure_determinism(params.train.deterministic)  # before any CUDA call
+            if args.geometry is not None and args.seed is None:
+                print('error: --geometry needs --seed', file=sys.stderr)
+                return 2
             own = (['--params', args.params] if args.params else []) + [
                 args.command, '--method', args.method] + (
-                ['--seed', str(args.seed)] if args.seed is not None else [])
+                ['--seed', str(args.seed)] if args.seed is not None else []) + (
+                ['--geometry', args.geometry] if args.geometry is not None else [])
             cmd = relaunch_command(params.train.launcher, params.train.gpus, own) \
                 if args.command == 'train' else None
             if cmd is not None:
@@ -87,13 +118,19 @@ def main(argv: list[str] | None = None) -> int:
                 return subprocess.run(cmd).returncode
             from bench.stages import evaluate, train
             stage = train if args.command == 'train' else evaluate
-            stage.run(params, args.method, args.seed)
+            stage.run(params, args.method, args.seed, args.geometry)
+        elif args.command == 'tune':
+            from bench.stages.tune import run
+            run(params, args.method)
         elif args.command == 'floor':
             from bench.stages.floor import run
             run(params)
         elif args.command == 'report':
             from bench.stages.report import run
             run(params)
+        elif args.command == 'estimate':
+            from bench.study_estimate import run
+            run(params, out_dir=args.out, steps=args.steps)
         elif args.command == 'perf':
             from bench.perf import run
             run(params, out_dir=args.out, quick=args.quick)

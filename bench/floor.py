@@ -18,14 +18,39 @@ import numpy as np
 import torch
 
 #: How a perfect network's raw output (what ``head.forward`` returns) is made from the codec's
-#: encoded target, per head type. A head missing here has no floor yet.
-PERFECT_OUTPUT: dict[str, Callable[[dict], torch.Tensor]] = {
-    # K Gaussian heatmaps: the output *is* the target
+#: encoded target of one instance (``encode`` of (1, K, 2) keypoints), per head type: a tensor,
+#: or a tuple of tensors for a head whose forward returns several. A head missing here has no
+#: floor yet.
+PERFECT_OUTPUT: dict[str, Callable[[dict], torch.Tensor | tuple]] = {
+    # K Gaussian heatmaps (MSRAHeatmap, DARK, UDPHeatmap): the output *is* the target
     'HeatmapHead': lambda enc: torch.as_tensor(enc['heatmaps']),
+    # K probability maps: the target, within the head's sigmoid clamp (it cannot output 0 or 1)
+    'SigmoidHeatmapHead': lambda enc: torch.as_tensor(enc['heatmaps']).clamp(1e-4, 1 - 1e-4),
     # K+1 logits: any logits whose softmax is the target; log(0) is kept finite so that the
     # softmax of a pixel never divides by 0
     'PixelClassHead': lambda enc: torch.as_tensor(enc['heatmaps']).clamp(min=1e-30).log(),
+    # (x, y) 1-D vectors: the labels themselves (decoding is their arg-max; a softmax would not
+    # move it)
+    'SimCCHead': lambda enc: (torch.as_tensor(enc['keypoint_x_labels'][0]),
+                              torch.as_tensor(enc['keypoint_y_labels'][0])),
+    # (normalised coordinates, soft-maxed maps): decoding reads the coordinates only
+    'DSNTHead': lambda enc: (torch.as_tensor(enc['keypoint_labels'][0]),
+                             torch.as_tensor(enc['heatmaps'])),
 }
+
+#: Heads for which a floor means nothing, and why (the stage writes the reason in the row).
+NOT_APPLICABLE: dict[str, str] = {
+    # the network regresses the normalised coordinate itself; nothing is quantised or
+    # re-encoded between the target and the decoded keypoint
+    'RLEHead': 'not applicable: the target is the coordinate itself',
+}
+
+
+def _stack(outputs: list):
+    """Per-instance perfect outputs -> the batch, tensor by tensor for tuple outputs."""
+    if isinstance(outputs[0], tuple):
+        return tuple(torch.stack(part) for part in zip(*outputs))
+    return torch.stack(outputs)
 
 
 def _test_samples(cfg) -> list[dict]:
@@ -46,6 +71,9 @@ def _head(cfg):
     from mmpose.registry import MODELS
     head = MODELS.build(cfg.model.head)
     kind = type(head).__name__
+    if kind in NOT_APPLICABLE:
+        from bench.errors import RunError
+        raise RunError(f'codec floor of head {kind}: {NOT_APPLICABLE[kind]}')
     if kind not in PERFECT_OUTPUT:
         from bench.errors import RunError
         raise RunError(f'codec floor: no perfect-output rule for head {kind} '
@@ -75,24 +103,27 @@ def perfect_predictions(cfg, samples: list[dict] | None = None) -> dict[str, np.
     head.eval()
     test_cfg = dict(cfg.model.get('test_cfg', {}))
     flip = bool(test_cfg.get('flip_test', False))
-    input_size = np.asarray(codec.input_size, np.float32)
+    in_size = tuple(int(v) for v in cfg.codec['input_size'])  # not every codec keeps it
+    input_size = np.asarray(in_size, np.float32)
 
     outputs, flipped, data_samples = [], [], []
     for s in samples:
         kpts, vis = s['transformed_keypoints'][:1], s['keypoints_visible'][:1]
         outputs.append(perfect(codec.encode(kpts, vis)))
         if flip:
-            f_kpts, f_vis = flip_keypoints(kpts, vis, image_size=tuple(codec.input_size),
+            f_kpts, f_vis = flip_keypoints(kpts, vis, image_size=in_size,
                                            flip_indices=s['flip_indices'])
             flipped.append(perfect(codec.encode(f_kpts, f_vis)))
-        ds = PoseDataSample(metainfo=dict(flip_indices=s['flip_indices']))
+        # input_size: the coordinate heads' flip (``flip_coordinates``) reads it
+        ds = PoseDataSample(metainfo=dict(flip_indices=s['flip_indices'],
+                                          input_size=in_size))
         ds.gt_instances = InstanceData()
         data_samples.append(ds)
 
     head.forward = lambda feats: feats  # the "features" are the perfect outputs themselves
-    feats = torch.stack(outputs)
+    feats = _stack(outputs)
     if flip:
-        feats = [feats, torch.stack(flipped)]
+        feats = [feats, _stack(flipped)]
     # MMPose's DARK rescales each blurred map by max / max: 0 / 0 for the all-zero map of an
     # unlabelled keypoint, whose (NaN) prediction the metrics mask out anyway
     with torch.no_grad(), np.errstate(invalid='ignore', divide='ignore'):

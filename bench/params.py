@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 import yaml
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
@@ -29,7 +29,8 @@ def workdir() -> Path:
 # The losses that `import bench` registers in MMPose's MODELS (bench/models/losses.py): a loss
 # of these is known without importing MMPose (seconds), so that `check-params` answers at once
 # for the shipped params; tests/test_params.py keeps this set equal to the registered ones.
-PROJECT_LOSSES = frozenset({'PixelCrossEntropyLoss', 'PixelFocalLoss'})
+PROJECT_LOSSES = frozenset({'PixelCrossEntropyLoss', 'PixelFocalLoss', 'PeakFocalHeatmapLoss',
+                            'FiniteJSDiscretLoss'})
 
 
 def _registered_models() -> set[str]:
@@ -147,6 +148,40 @@ class ModelParams(_Strict):
         return self
 
 
+class GeometryParams(_Strict):
+    """One point of the resolution axis (``sweep``): a heatmap size and sigma; the input size
+    follows at ``model.input_size / model.heatmap_size`` (the backbone and head are the
+    profile's own, so that ratio is fixed)."""
+    heatmap_size: tuple[int, int]
+    sigma: Optional[float] = Field(None, gt=0, le=10)  # default: model.sigma
+
+
+def geometry_tag(heatmap_size, sigma: float) -> str:
+    """The name of a swept geometry in run folders and tables: ``hm32s2`` (32x32 heatmaps,
+    sigma 2), ``hm48x64s1.5`` for non-square heatmaps."""
+    w, h = (int(v) for v in heatmap_size)
+    return f'hm{w}s{sigma:g}' if w == h else f'hm{w}x{h}s{sigma:g}'
+
+
+class TuneParams(_Strict):
+    """The optional learning-rate search (stage ``tune@<method>``): every method gets the same
+    grid, epochs and seed, scored on the validation split; its seeds then train with the
+    winner. Off: every method trains with ``train.lr``."""
+    enabled: bool = False
+    lrs: tuple[float, ...] = (0.002, 0.004, 0.008)
+    epochs: int = Field(6, ge=1)
+    seed: int = Field(0, ge=0)
+
+    @field_validator('lrs')
+    @classmethod
+    def _grid(cls, v):
+        if not v or any(x <= 0 for x in v):
+            raise ValueError('need at least one learning rate, each > 0')
+        if len(set(v)) != len(v):
+            raise ValueError('duplicate learning rates')
+        return tuple(sorted(v))
+
+
 class TrainParams(_Strict):
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(32, ge=1)
@@ -240,8 +275,44 @@ class Params(_Strict):
     methods: dict[str, MethodParams]
     active_methods: tuple[str, ...]
     seeds: tuple[int, ...]
+    # the resolution axis: geometries trained besides `model`'s own, for every active method
+    sweep: tuple[GeometryParams, ...] = ()
+    tune: TuneParams = TuneParams()
     eval: EvalParams = EvalParams()
     report: ReportParams = ReportParams()
+
+    def base_geometry(self) -> str:
+        """The tag ``model``'s own geometry would have (its runs are untagged)."""
+        return geometry_tag(self.model.heatmap_size, self.model.sigma)
+
+    def geometries(self) -> list[Optional[str]]:
+        """The geometry tags of the study: None (``model``'s own) first, then ``sweep``'s."""
+        return [None] + [geometry_tag(g.heatmap_size, self._sigma(g)) for g in self.sweep]
+
+    def _sigma(self, g: GeometryParams) -> float:
+        return g.sigma if g.sigma is not None else self.model.sigma
+
+    def at_geometry(self, tag: Optional[str]) -> 'Params':
+        """These params with ``model`` moved to the swept geometry ``tag`` (None: unchanged)."""
+        if tag is None:
+            return self
+        for g in self.sweep:
+            if geometry_tag(g.heatmap_size, self._sigma(g)) == tag:
+                return self.model_copy(update=dict(model=self._model_at(g)))
+        raise ParamsError(f'geometry {tag!r} is not in params.yaml `sweep` '
+                          f'(there: {", ".join(t for t in self.geometries() if t) or "none"})')
+
+    def _model_at(self, g: GeometryParams) -> ModelParams:
+        m = self.model
+        ratio = [i / h for i, h in zip(m.input_size, m.heatmap_size)]
+        size = [h * r for h, r in zip(g.heatmap_size, ratio)]
+        if any(s != int(s) for s in size):
+            raise ValueError(f'sweep: heatmap_size={list(g.heatmap_size)} gives a fractional '
+                             f'input size {size} at model.input_size / heatmap_size = {ratio}')
+        data = m.model_dump()
+        data.update(input_size=tuple(int(s) for s in size), heatmap_size=g.heatmap_size,
+                    sigma=self._sigma(g))
+        return ModelParams.model_validate(data)
 
     @field_validator('seeds')
     @classmethod
@@ -262,6 +333,25 @@ class Params(_Strict):
         if bad:
             raise ValueError(f'method names must be letters, digits and _: {bad}')
         return v
+
+    @model_validator(mode='after')
+    def _sweep(self):
+        tags = []
+        for g in self.sweep:
+            try:
+                self._model_at(g)
+            except ValidationError as err:
+                msg = err.errors()[0]['msg'].removeprefix('Value error, ')
+                raise ValueError(f'sweep: {msg}') from None
+            tags.append(geometry_tag(g.heatmap_size, self._sigma(g)))
+        base = geometry_tag(self.model.heatmap_size, self.model.sigma)
+        if base in tags:
+            raise ValueError(f'sweep: {base} is model\'s own geometry (heatmap_size, sigma): '
+                             f'list only the other points')
+        dup = sorted({t for t in tags if tags.count(t) > 1})
+        if dup:
+            raise ValueError(f'sweep: duplicate geometries {dup}')
+        return self
 
     @model_validator(mode='after')
     def _active(self):

@@ -82,7 +82,11 @@ def _batched(cfg, indices, draws):
     return pre, out
 
 
-@pytest.mark.parametrize('method', ['regression_dark', 'cls_ohem', 'regression'])
+@pytest.mark.parametrize('method', ['regression_dark', 'cls_ohem', 'regression',
+                                    # the zoo: per-sample encode fallback (SimCC's 1-D labels,
+                                    # RLE's coordinates, DSNT's heatmaps + coordinates) and
+                                    # UDP's warp
+                                    'simcc', 'rle', 'dsnt', 'regression_udp'])
 def test_batched_path_matches_mmpose_pipeline(env, method):
     cfg = build_config(env, method, 0)
     assert cfg.train_dataloader.dataset.type == 'BatchedTopdownDataset'
@@ -101,17 +105,31 @@ def test_batched_path_matches_mmpose_pipeline(env, method):
         assert torch.quantile(diff.flatten(), 0.99) < 4.0, (method, d)
         ref_ds, ds = ref['data_samples'], out['data_samples'][i]
         kp_ref = ref['results']['transformed_keypoints']
-        # targets and weights: the codec's own encode on MMPose's keypoints
+        # targets and weights: the codec's own encode on MMPose's keypoints; every field and
+        # label the reference packs (heatmaps, SimCC's x/y labels, regression coordinates...)
         w_ref = ref_ds.gt_instance_labels.keypoint_weights
         np.testing.assert_array_equal(_np(ds.gt_instance_labels.keypoint_weights), _np(w_ref))
-        h_ref = _np(ref_ds.gt_fields.heatmaps)
-        h = _np(ds.gt_fields.heatmaps)
-        assert h.shape == h_ref.shape
-        # Keypoints differ by float rounding only (closed-form warp vs cv2.getAffineTransform
-        # on float32 points), which moves a Gaussian target by at most ~1e-4 of its peak.
-        np.testing.assert_allclose(h, h_ref, atol=2e-4, err_msg=f'{method} {d}')
+        # (PackPoseInputs sets no gt_fields for a codec without fields; the batched path an
+        # empty one)
+        assert _keys(ds, 'gt_fields') == _keys(ref_ds, 'gt_fields'), method
+        assert _keys(ds, 'gt_instance_labels') == _keys(ref_ds, 'gt_instance_labels'), method
+        targets = [(f'{group}.{k}', getattr(ds, group).get(k), getattr(ref_ds, group).get(k))
+                   for group in ('gt_fields', 'gt_instance_labels')
+                   for k in sorted(_keys(ref_ds, group)) if k != 'keypoint_weights']
+        assert targets, method
+        for name, t, t_ref in targets:
+            t, t_ref = _np(t), _np(t_ref)
+            assert t.shape == t_ref.shape and t.dtype == t_ref.dtype, (method, name)
+            # Keypoints differ by float rounding only (closed-form warp vs
+            # cv2.getAffineTransform on float32 points), which moves a Gaussian target by at
+            # most ~1e-4 of its peak (and a normalised coordinate by less).
+            np.testing.assert_allclose(t, t_ref, atol=2e-4, err_msg=f'{method} {name} {d}')
         assert kp_ref.shape == (1, 17, 2)
         assert ds.flip == d[0] and ds.input_size == tuple(spec_size(cfg))
+
+
+def _keys(sample, group: str) -> set:
+    return set(getattr(sample, group).keys()) if hasattr(sample, group) else set()
 
 
 def spec_size(cfg):

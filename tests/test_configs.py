@@ -24,7 +24,10 @@ def params(tiny_data):
 
 @pytest.mark.parametrize('method', ['regression_dark', 'regression', 'regression_ohkm', 'cls_ce',
                                     'cls_ohem', 'cls_ohem1',
-                                    'cls_balanced', 'cls_focal'])
+                                    'cls_balanced', 'cls_focal',
+                                    # the zoo (tests/test_zoo.py)
+                                    'simcc', 'regression_udp', 'rle', 'dsnt',
+                                    'regression_focal'])
 def test_config_trains_and_tests_one_batch(params, tiny_data, method, monkeypatch):
     monkeypatch.setenv('POSEBENCH_WORKDIR', str(tiny_data))
     from mmpose.apis import init_model  # noqa: F401  (registers everything)
@@ -45,7 +48,15 @@ def test_config_trains_and_tests_one_batch(params, tiny_data, method, monkeypatc
     loss.backward()
     optim.step()
     channels = 18 if method.startswith('cls') else 17
-    assert model.head.final_layer.out_channels == channels
+    # the 1x1 layer after the deconvolution trunk: the head's own, or that of the HeatmapHead
+    # that SimCC and DSNT build inside; RLE has a linear layer (x, y and two scales per joint)
+    final = {'simcc': lambda h: h.deconv_head.final_layer,
+             'dsnt': lambda h: h.simplebaseline_head.final_layer,
+             'rle': lambda h: None}.get(method, lambda h: h.final_layer)(model.head)
+    if final is None:
+        assert model.head.fc.out_features == 17 * 4
+    else:
+        assert final.out_channels == channels
 
     test_set = DATASETS.build(cfg.test_dataloader.dataset)
     model.eval()

@@ -71,7 +71,8 @@ def test_dvc_repro_end_to_end(tmp_path):
     _git(repo, 'commit', '-qm', 'tiny study')
 
     out = _dvc(repo, 'repro')
-    for stage in ('data', 'floor', 'train@regression_dark', 'train@cls_ohem',
+    for stage in ('data', 'floor', 'tune@regression_dark', 'tune@cls_ohem',
+                  'train@regression_dark', 'train@cls_ohem',
                   'evaluate@regression_dark', 'evaluate@cls_ohem', 'report'):
         assert f"Running stage '{stage}'" in out, stage
     report = (repo / 'reports' / 'README.md').read_text()
@@ -88,17 +89,17 @@ def test_dvc_repro_end_to_end(tmp_path):
     assert not plots.get('errors'), plots['errors']  # DVCLive's summary is .dvcignore'd
     assert 'runs/live/cls_ohem/seed0/plots/metrics/val/PCK.tsv' in plots['data']
 
-    # one method's loss: only that method's training (then its evaluation, downstream), the
-    # report and the floor (seconds) are stale
+    # one method's loss: only that method's (learning rate and) training (then its
+    # evaluation, downstream), the report and the floor (seconds) are stale
     doc = yaml.safe_load((repo / 'params.yaml').read_text())
     doc['methods']['cls_ohem']['loss']['neg_pos_ratio'] = 2
     (repo / 'params.yaml').write_text(yaml.safe_dump(doc, sort_keys=False))
-    assert _stale(repo) == {'train@cls_ohem', 'report', 'floor'}
+    assert _stale(repo) == {'tune@cls_ohem', 'train@cls_ohem', 'report', 'floor'}
 
     # a new seed: every train stage re-runs, but trains only what changed
     doc['seeds'] = [0, 1]
     (repo / 'params.yaml').write_text(yaml.safe_dump(doc, sort_keys=False))
-    assert _stale(repo) == {'train@regression_dark', 'train@cls_ohem',
+    assert _stale(repo) == {'tune@cls_ohem', 'train@regression_dark', 'train@cls_ohem',
                             'evaluate@regression_dark', 'evaluate@cls_ohem', 'report', 'floor'}
     runs = repo / 'runs'
     kept = _state(RunPaths('regression_dark', 0, runs))

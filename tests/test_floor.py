@@ -93,3 +93,65 @@ def test_head_without_rule_gets_a_note(tiny_data, monkeypatch):
     with pytest.raises(RunError, match='no perfect-output rule for head PixelClassHead'):
         floor.perfect_predictions(cfg, samples=[])
     assert os.environ['POSEBENCH_WORKDIR'] == str(tiny_data)
+
+
+def test_zoo_floors(floor_work):
+    """The new codecs' ceilings: SimCC (half-pixel bins), DSNT (the coordinates themselves)
+    and the focal method (DARK's codec, within the sigmoid's clamp) leave nothing to training;
+    RLE's row says why it has none."""
+    floor = pd.read_csv(floor_work / 'reports' / 'codec_floor.csv').set_index('method')
+    for m in ('simcc', 'dsnt', 'regression_focal'):
+        assert floor.loc[m, 'PCK@0.05'] >= 0.98, m
+        assert pd.isna(floor.loc[m, 'note']) or not floor.loc[m, 'note'], m
+    assert floor.loc['dsnt', 'EPE'] < 0.01
+    assert floor.loc['simcc', 'EPE'] < floor.loc['regression_dark', 'EPE']
+    assert floor.loc['regression_focal', 'PCK@0.05'] == pytest.approx(
+        floor.loc['regression_dark', 'PCK@0.05'], abs=0.01)
+    assert floor.loc['rle', 'note'] == 'not applicable: the target is the coordinate itself'
+    assert floor.loc['rle', ['PCK@0.05', 'PCK@0.1', 'PCK@0.2', 'EPE']].isna().all()
+    assert not floor.loc['rle', 'active']
+    d = pd.read_csv(floor_work / 'reports' / 'methods.csv').set_index('method')
+    assert d.loc['simcc', 'head'] == 'SimCCHead' and d.loc['simcc', 'test_time'] == \
+        'flip test, 1-D vectors'
+    assert d.loc['rle', 'test_time'] == 'flip test, coordinates, flipped x shifted 1 px'
+    assert d.loc['regression_udp', 'test_time'] == 'flip test, heatmap mode'
+    assert 'UDP' in d.loc['regression_udp', 'refinement']
+    assert 'soft-argmax' in d.loc['dsnt', 'decoding']
+    assert 'FiniteJSDiscretLoss' in d.loc['dsnt', 'loss']
+    assert 'PeakFocalHeatmapLoss' in d.loc['regression_focal', 'loss']
+
+
+def test_udp_floor_exact_at_the_default_sigma(floor_work, monkeypatch):
+    """UDP's floor at the profile's sigma 1.5 is exact: its codec (``UDPHeatmapExact``) places
+    the Gaussians right, where MMPose 1.3.2's ``UDPHeatmap`` (``generate_udp_gaussian_heatmaps``
+    rounds the window corner toward 0) moves the peaks of keypoints near the top/left border
+    one heatmap pixel (PCK@0.05 0.63, EPE 3.5 px on the full test split; pinned in
+    tests/test_udp_codec.py). The floor uses UDP's own test pipeline (its warp), not the first
+    method's."""
+    monkeypatch.setenv('POSEBENCH_WORKDIR', str(floor_work))
+    from bench.config import build_config, dark_blur_kernel
+    from bench.floor import _test_samples, floor_metrics, perfect_predictions
+    from bench.params import load_params
+    cfg = build_config(load_params(floor_work / 'params.yaml'), 'regression_udp', seed=0)
+    assert cfg.codec['sigma'] == 1.5 and cfg.codec['type'] == 'UDPHeatmapExact'
+    samples = _test_samples(cfg)
+    exact = floor_metrics(perfect_predictions(cfg, samples=samples))
+    floor = pd.read_csv(floor_work / 'reports' / 'codec_floor.csv').set_index('method')
+    assert floor.loc['regression_udp', 'codec'] == 'UDPHeatmapExact'
+    assert floor.loc['regression_udp', 'EPE'] == pytest.approx(exact['EPE'], rel=1e-5)
+    assert floor.loc['regression_udp', 'PCK@0.05'] >= 0.99
+    assert exact['EPE'] < 0.1
+    # the same method with MMPose's codec: the bug the subclass removes
+    for codec in (cfg.codec, cfg.model.head.decoder):
+        codec['type'] = 'UDPHeatmap'
+    stock = floor_metrics(perfect_predictions(cfg, samples=samples))
+    assert stock['EPE'] > 10 * exact['EPE']
+    # ... and at sigma 1 (3 sigma an integer) the two codecs agree, exactly
+    for codec in (cfg.codec, cfg.model.head.decoder):
+        codec.update(sigma=1.0, blur_kernel_size=dark_blur_kernel(1.0))
+    stock1 = perfect_predictions(cfg, samples=samples)
+    for codec in (cfg.codec, cfg.model.head.decoder):
+        codec['type'] = 'UDPHeatmapExact'
+    np.testing.assert_array_equal(perfect_predictions(cfg, samples=samples)['pred'],
+                                  stock1['pred'])
+    assert floor_metrics(stock1)['PCK@0.05'] == 1.0

@@ -180,8 +180,10 @@ def test_two_process_torchrun_on_cpu(tiny_work):
 
 def test_parallel_runs_train_seeds_side_by_side(tiny_work):
     """`train.parallel_runs: 2`: the method's two seeds train in two spawned workers, each
-    with its own result; a second run of the stage skips both without starting a worker."""
-    write_params(tiny_work, seeds=[0, 1], train={'epochs': 1, 'parallel_runs': 2})
+    with its own result; a second run of the stage skips both without starting a worker.
+    Each worker starts its own DataLoader worker (`train.workers: 1`, as the study profile's
+    2): a daemonic pool worker could not (seen on a GPU machine)."""
+    write_params(tiny_work, seeds=[0, 1], train={'epochs': 1, 'parallel_runs': 2, 'workers': 1})
     log = bench(tiny_work, 'train', '--method', 'regression_dark')
     out = log.stdout + log.stderr
     assert 'train regression_dark: 2 seeds, 2 at a time' in out

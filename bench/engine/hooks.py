@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from mmengine.dataset import pseudo_collate
 from mmengine.hooks import Hook
 from mmpose.registry import HOOKS
 
-from bench.engine.inference import input_from_original, test_cfg_override, to_input_frame
+from bench.engine.inference import (input_from_original, test_cfg_override, to_input_frame,
+                                    uses_udp)
 from bench.engine.seeding import epoch_generator
 
 
@@ -195,8 +197,18 @@ class HeatmapSnapshotHook(Hook):
     Each snapshot is ``<out_dir>/epoch_<e>.npz`` with ``images`` (n, h, w, 3) uint8 RGB model
     inputs, ``heatmaps`` (n, C, H, W) float32 (C = K for regression, K+1 with background first
     for classification), ``keypoints`` (n, K, 2) predictions and ``gt`` (n, K, 2) annotated
-    keypoints, both in model-input pixels (the frame of ``images``), and ``gt_visible`` (n, K)
-    bool, the labelled keypoints. The final epoch is always saved.
+    keypoints, both in model-input pixels (the frame of ``images``; UDP's warp for a UDP
+    pipeline), and ``gt_visible`` (n, K) bool, the labelled keypoints. The final epoch is always
+    saved.
+
+    What the maps are, per head (what its ``predict`` returns with ``output_heatmaps``):
+    the K heatmaps (HeatmapHead, SigmoidHeatmapHead: probabilities), the K+1 softmax maps
+    (PixelClassHead), DSNT's K soft-maxed maps (each sums to 1). SimCC has no maps: it gets the
+    outer product of its two 1-D distributions (the softmax of each vector, what its KL loss
+    trains; each divided by its maximum, so the map is 1 at the mode), sampled at the heatmap
+    grid's pixels (pixel j at input pixel j x stride, MMPose's convention; the head's
+    ``heatmap_size``), so that its snapshot has the same grid as the heatmap methods'. A head
+    without maps (RLE) gets no snapshot.
 
     Args:
         out_dir (str): where the snapshots go.
@@ -209,23 +221,36 @@ class HeatmapSnapshotHook(Hook):
         self.out_dir = Path(out_dir)
         self.epochs = set(int(e) for e in epochs)
         self.num_images = num_images
+        self._no_maps = False
 
     def after_train_epoch(self, runner):
         epoch = runner.epoch + 1
         if runner.rank != 0 or (epoch not in self.epochs and epoch != runner.max_epochs):
             return
+        if self._no_maps:
+            return
         model = runner.model.module if hasattr(runner.model, 'module') else runner.model
         dataset = runner.val_dataloader.dataset
         n = min(self.num_images, len(dataset))
         batch = pseudo_collate([dataset[i] for i in range(n)])
-        with test_cfg_override(model, output_heatmaps=True, flip_test=False), torch.no_grad():
+        with test_cfg_override(model, output_heatmaps=True, flip_test=False), \
+                torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter('ignore')  # SimCCHead warns that it normalises its vectors
             samples = model.test_step(batch)
+            heatmaps = _snapshot_maps(model, batch, samples)
+        if heatmaps is None:
+            self._no_maps = True
+            logger = getattr(runner, 'logger', None)
+            if logger is not None:
+                logger.info(f'HeatmapSnapshotHook: head {type(model.head).__name__} outputs no '
+                            f'heatmaps; no snapshots')
+            return
         images = np.stack([x.permute(1, 2, 0).numpy()[..., ::-1] for x in batch['inputs']])
-        heatmaps = np.stack([s.pred_fields.heatmaps.cpu().numpy() for s in samples])
         # Predictions come back in original-image pixels, and so does the validation ground
         # truth (the val pipeline keeps no `transformed_keypoints`): the figure draws on the
         # model input, so both go through the warp that made that input.
-        warp = np.stack([input_from_original(s.metainfo) for s in samples])
+        udp = uses_udp(dataset)
+        warp = np.stack([input_from_original(s.metainfo, use_udp=udp) for s in samples])
         kpts = np.stack([s.pred_instances.keypoints[0] for s in samples])
         gts = np.stack([s.gt_instances.keypoints[0] for s in samples])
         visible = np.stack([np.asarray(s.gt_instances.keypoints_visible[0]) > 0
@@ -235,3 +260,40 @@ class HeatmapSnapshotHook(Hook):
                             heatmaps=heatmaps.astype(np.float32),
                             keypoints=to_input_frame(kpts, warp), gt=to_input_frame(gts, warp),
                             gt_visible=visible, epoch=epoch)
+
+
+def _snapshot_maps(model, batch, samples) -> np.ndarray | None:
+    """(n, C, H, W) maps of a snapshot batch (see :class:`HeatmapSnapshotHook`), or None when
+    the head returned none. Runs in the hook's eval / no-grad block."""
+    from mmpose.models.heads import SimCCHead
+    head = model.head
+    if isinstance(head, SimCCHead):
+        data = model.data_preprocessor(batch, False)
+        x, y = (v.float().softmax(-1) for v in head.forward(model.extract_feat(data['inputs'])))
+        x = x / x.amax(-1, keepdim=True)
+        y = y / y.amax(-1, keepdim=True)
+        return simcc_maps(x.cpu().numpy(), y.cpu().numpy(), head.heatmap_size,
+                          head.input_size, head.simcc_split_ratio)
+    if not all(hasattr(s, 'pred_fields') and 'heatmaps' in s.pred_fields for s in samples):
+        return None
+    return np.stack([s.pred_fields.heatmaps.cpu().numpy() for s in samples])
+
+
+def simcc_maps(x: np.ndarray, y: np.ndarray, heatmap_size, input_size,
+               split_ratio: float) -> np.ndarray:
+    """SimCC's 1-D distributions (n, K, Wx) and (n, K, Wy) as (n, K, H, W) maps on a heatmap
+    grid: ``map[j, i] = y(j s_y r) x(i s_x r)``, each vector linearly interpolated at the bin of
+    heatmap pixel (i, j) (heatmap pixel i at input pixel i s_x, s = input / heatmap size, bin b
+    at input pixel b / r)."""
+    W, H = (int(v) for v in heatmap_size)
+    w, h = (float(v) for v in input_size)
+    bx = np.arange(W) * (w / W) * split_ratio
+    by = np.arange(H) * (h / H) * split_ratio
+
+    def sample(v: np.ndarray, at: np.ndarray) -> np.ndarray:
+        grid = np.arange(v.shape[-1])
+        flat = v.reshape(-1, v.shape[-1])
+        return np.stack([np.interp(at, grid, row) for row in flat]).reshape(*v.shape[:-1],
+                                                                            at.size)
+    sx, sy = sample(np.asarray(x, np.float64), bx), sample(np.asarray(y, np.float64), by)
+    return sy[..., :, None] * sx[..., None, :]

@@ -27,15 +27,23 @@ def test_cfg_override(model, **options) -> Iterator[None]:
         model.train(was_training)
 
 
-def input_from_original(metainfo: dict) -> np.ndarray:
+def input_from_original(metainfo: dict, use_udp: bool = False) -> np.ndarray:
     """The (2, 3) affine map from original-image pixels to model-input pixels of a sample:
     the warp ``TopdownAffine`` applied (no rotation at test time), from the sample's
-    ``input_center``, ``input_scale`` and ``input_size``."""
-    from mmpose.structures.bbox import get_warp_matrix
+    ``input_center``, ``input_scale`` and ``input_size``; ``use_udp``: UDP's warp
+    (``TopdownAffine(use_udp=True)``, whose input spans w - 1 pixels), as the pipeline did."""
+    from mmpose.structures.bbox import get_udp_warp_matrix, get_warp_matrix
     w, h = metainfo['input_size']
-    return get_warp_matrix(np.asarray(metainfo['input_center'], np.float32),
-                           np.asarray(metainfo['input_scale'], np.float32), 0.0,
-                           output_size=(w, h))
+    warp = get_udp_warp_matrix if use_udp else get_warp_matrix
+    return warp(np.asarray(metainfo['input_center'], np.float32),
+                np.asarray(metainfo['input_scale'], np.float32), 0.0, output_size=(w, h))
+
+
+def uses_udp(dataset) -> bool:
+    """Whether ``dataset``'s pipeline warps with UDP (a ``TopdownAffine(use_udp=True)``)."""
+    transforms = getattr(getattr(dataset, 'pipeline', None), 'transforms', None) or []
+    return any(type(t).__name__ == 'TopdownAffine' and getattr(t, 'use_udp', False)
+               for t in transforms)
 
 
 def to_input_frame(points: np.ndarray, warp: np.ndarray) -> np.ndarray:

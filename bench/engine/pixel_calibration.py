@@ -98,22 +98,25 @@ def score_pixels(model, batches: Iterable[dict], n_bins: int = 20) -> dict[str, 
     The targets are encoded from the annotated keypoints warped into the model-input frame
     (the same warp as the input image), with the head's own codec. Returns
     :meth:`PixelReliability.result` plus ``ece`` (a 0-d array), or None for a head whose
-    codec is not :class:`~bench.codecs.PixelClassLabel` (its maps are not probabilities).
+    codec is not :class:`~bench.codecs.PixelClassLabel` (its maps are not K+1 class
+    probabilities, or it has no maps at all: nothing to score, no crash).
     """
     import torch
 
     from bench.codecs import PixelClassLabel
-    from bench.engine.inference import input_from_original, test_cfg_override, to_input_frame
+    from bench.engine.inference import (input_from_original, test_cfg_override,
+                                        to_input_frame, uses_udp)
     codec = getattr(model.head, 'decoder', None)
-    if not isinstance(codec, PixelClassLabel):
+    if not isinstance(codec, PixelClassLabel):  # SimCC, RLE, DSNT, heatmap regression...
         return None
+    udp = uses_udp(getattr(batches, 'dataset', None))
     acc = PixelReliability(n_bins)
     with test_cfg_override(model, output_heatmaps=True, flip_test=False), torch.no_grad():
         for batch in batches:
             for sample in model.test_step(batch):
                 probs = sample.pred_fields.heatmaps.cpu().numpy()
                 kpts = to_input_frame(np.asarray(sample.gt_instances.keypoints[:1]),
-                                      input_from_original(sample.metainfo))
+                                      input_from_original(sample.metainfo, use_udp=udp))
                 visible = np.asarray(sample.gt_instances.keypoints_visible[:1], np.float32)
                 target = codec.encode(kpts.astype(np.float32), visible)['heatmaps']
                 acc.update(probs, target)

@@ -296,3 +296,109 @@ class PixelFocalLoss(nn.Module):
         weight = torch.full_like(fl, 1.0 / fl.numel())
         self.last_parts = _parts(fl, weight, bg, torch.ones_like(bg))
         return fl.mean() * self.loss_weight
+
+
+def peak_positives(target: Tensor) -> Tensor:
+    """``target`` (B, K, H, W) with each channel's maximum pixel set to exactly 1.0 (the first
+    one on a tie); a channel whose maximum is 0 (an unlabelled keypoint) is left all zero."""
+    B, K, H, W = target.shape
+    flat = target.reshape(B, K, H * W)
+    peak, where = flat.max(dim=-1, keepdim=True)
+    out = flat.clone()
+    out.scatter_(-1, where, torch.where(peak > 0, torch.ones_like(peak), peak))
+    return out.reshape(B, K, H, W)
+
+
+@MODELS.register_module()
+class PeakFocalHeatmapLoss(nn.Module):
+    """MMPose's ``FocalHeatmapLoss`` (CornerNet's penalty-reduced focal loss) on Gaussian
+    heatmap targets whose peaks are not exactly 1.
+
+    Why this wrapper: ``FocalHeatmapLoss`` counts as positives the pixels where the target
+    *equals* 1 (``target.eq(1)``) and divides by their number, falling back to the bare
+    background sum when there are none. CornerNet draws its Gaussians around the *rounded*
+    keypoint, so the peak is exactly 1; DARK's unbiased targets (this study's baseline codec)
+    put the Gaussian at the exact sub-pixel keypoint, whose peak pixel is ``exp(-d² / 2σ²)``
+    < 1 unless the keypoint sits exactly on a pixel centre: the stock loss would see (almost)
+    no positives and train every map towards 0. Here each labelled channel's maximum pixel (the
+    pixel nearest to the keypoint, CornerNet's positive) is set to exactly 1 before the stock
+    loss runs; the rest of the Gaussian stays as it is, as the penalty reduction
+    ``(1 - target)^beta`` of the negatives. A keypoint outside the heatmap but within 3σ of it
+    keeps a partial Gaussian (DARK's weight stays 1): its positive is the nearest border pixel,
+    where the MSE baseline's target peaks too.
+
+    ``output`` must be probabilities in (0, 1) (:class:`bench.models.SigmoidHeatmapHead`); raw
+    logits stop with an error instead of NaN losses.
+
+    Args:
+        alpha, beta, use_target_weight, skip_empty_channel, loss_weight: those of
+            ``FocalHeatmapLoss`` (defaults 2, 4, False, False, 1.0)
+    """
+
+    def __init__(self, alpha: float = 2, beta: float = 4, use_target_weight: bool = False,
+                 skip_empty_channel: bool = False, loss_weight: float = 1.0):
+        super().__init__()
+        from mmpose.models.losses.heatmap_loss import FocalHeatmapLoss
+        self.focal = FocalHeatmapLoss(alpha=alpha, beta=beta,
+                                      use_target_weight=use_target_weight,
+                                      skip_empty_channel=skip_empty_channel,
+                                      loss_weight=loss_weight)
+
+    def forward(self, output: Tensor, target: Tensor, target_weights: Optional[Tensor] = None,
+                mask: Optional[Tensor] = None) -> Tensor:
+        with torch.no_grad():
+            lo, hi = output.min(), output.max()
+        if not (lo > 0 and hi < 1):
+            raise ValueError(f'PeakFocalHeatmapLoss needs probabilities in (0, 1), got outputs '
+                             f'in [{float(lo):.3g}, {float(hi):.3g}]: use a head that ends in '
+                             f'a sigmoid (SigmoidHeatmapHead)')
+        return self.focal(output, peak_positives(target), target_weights, mask)
+
+
+@MODELS.register_module()
+class FiniteJSDiscretLoss(nn.Module):
+    """MMPose's ``JSDiscretLoss`` (DSNT's Jensen-Shannon term), same value, finite gradients.
+
+    Why: MMPose 1.3.2 computes ``KL(p || m)`` with ``nn.KLDivLoss((m + eps).log(), p)``, whose
+    backward with respect to its *target* ``p`` is ``log(p) + 1 - log(m + eps)``: ``-inf`` where
+    ``p = 0``. With ``use_target_weight=True`` the predicted map of every zero-weight keypoint
+    (unlabelled, or outside the input) is multiplied by 0 first, so one such keypoint in a batch
+    makes the whole gradient NaN (measured with PyTorch 2.9: the DSNT run diverged at its second
+    iteration). Here ``KL(p || q) = p log(p') - p log(q + eps)`` with ``p' = p`` where ``p > 0``
+    and 1 elsewhere: the same value (0 log 0 = 0, as ``KLDivLoss``), the same gradient
+    ``log p + 1 - log(q + eps)`` where ``p > 0``, and ``-log(q + eps)`` (finite) where ``p = 0``.
+    Everything else (the weighting, ``size_average``, the sum) is MMPose's.
+
+    Args:
+        use_target_weight (bool): weight each keypoint's map (both maps multiplied by its
+            weight, as MMPose does). Defaults to True
+        size_average (bool): divide by the batch size. Defaults to True
+    """
+
+    def __init__(self, use_target_weight: bool = True, size_average: bool = True):
+        super().__init__()
+        self.use_target_weight = use_target_weight
+        self.size_average = size_average
+
+    @staticmethod
+    def kl(p: Tensor, q: Tensor) -> Tensor:
+        """Element-wise ``p (log p - log(q + eps))``, 0 where ``p = 0`` (MMPose's eps)."""
+        safe = torch.where(p > 0, p, torch.ones_like(p))
+        return p * safe.log() - p * (q + 1e-24).log()
+
+    def js(self, pred_hm: Tensor, gt_hm: Tensor) -> Tensor:
+        m = 0.5 * (pred_hm + gt_hm)
+        return 0.5 * (self.kl(pred_hm, m) + self.kl(gt_hm, m))
+
+    def forward(self, pred_hm: Tensor, gt_hm: Tensor,
+                target_weight: Optional[Tensor] = None) -> Tensor:
+        if self.use_target_weight:
+            assert target_weight is not None and pred_hm.ndim >= target_weight.ndim
+            while target_weight.ndim < pred_hm.ndim:
+                target_weight = target_weight.unsqueeze(-1)
+            loss = self.js(pred_hm * target_weight, gt_hm * target_weight)
+        else:
+            loss = self.js(pred_hm, gt_hm)
+        if self.size_average:
+            loss = loss / len(gt_hm)
+        return loss.sum()

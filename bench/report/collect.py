@@ -178,6 +178,9 @@ class Study:
     # (method, seed) -> sorted epochs that have a snapshot
     snapshot_epochs: dict[tuple[str, int], list[int]] = field(default_factory=dict)
     joints: list[str] = field(default_factory=list)
+    geometry: str | None = None  # a `sweep` tag; None: the profile's own geometry
+    # method, seed and bench.cost.COST_FIELDS, from each run's eval/cost.json (when recorded)
+    costs: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def ok_seeds(self, method: str) -> list[int]:
         r = self.runs
@@ -187,7 +190,8 @@ class Study:
         return self.runs[self.runs.status != 'ok'].reset_index(drop=True)
 
     def snapshot_path(self, method: str, seed: int, epoch: int) -> Path:
-        return RunPaths(method, seed, self.runs_root).snapshots / f'epoch_{epoch:03d}.npz'
+        return (RunPaths(method, seed, self.runs_root, self.geometry).snapshots
+                / f'epoch_{epoch:03d}.npz')
 
     def load_snapshot(self, method: str, seed: int, epoch: int) -> dict[str, np.ndarray]:
         with np.load(self.snapshot_path(method, seed, epoch)) as z:
@@ -259,7 +263,8 @@ def _snapshot_epochs(folder: Path) -> list[int]:
 
 def load_study(runs_root: str | Path, methods: Iterable[str], seeds: Iterable[int], *,
                pck_thresholds: Sequence[float] = (0.05, 0.1, 0.2), pck_reach: float = 0.5,
-               joint_order: Sequence[str] | None = None) -> Study:
+               joint_order: Sequence[str] | None = None,
+               geometry: str | None = None) -> Study:
     """Read every run (``method``, ``seed``) under ``runs_root`` (see the module docstring).
 
     Args:
@@ -270,6 +275,7 @@ def load_study(runs_root: str | Path, methods: Iterable[str], seeds: Iterable[in
         pck_reach: validation PCK level of the ``epochs_to_PCK<x>`` metric.
         joint_order: keypoint names in dataset order (index 0 first); joints of metrics.json
             not in it follow in their file order. Default: the order of the first metrics.json.
+        geometry: read the runs of this ``sweep`` geometry (default: the profile's own).
 
     Raises:
         RunError: a run's eval folder, its ``train_status.json``, ``metrics.json`` (for a run
@@ -282,11 +288,12 @@ def load_study(runs_root: str | Path, methods: Iterable[str], seeds: Iterable[in
     reach = reach_metric(pck_reach)
     run_rows, metric_rows, joint_rows, curve_frames, pck_frames = [], [], [], [], []
     keypoints, val_keypoints, pixel_cal, snapshots = {}, {}, {}, {}
+    cost_rows = []
     joints: list[str] = list(joint_order or [])
 
     for method in methods:
         for seed in seeds:
-            paths = RunPaths(method, seed, runs_root)
+            paths = RunPaths(method, seed, runs_root, geometry)
             run, folder = paths.name, paths.eval
             if not folder.is_dir():
                 raise RunError(f'run {run}: folder {folder} is missing (not evaluated); run '
@@ -325,6 +332,11 @@ def load_study(runs_root: str | Path, methods: Iterable[str], seeds: Iterable[in
             keypoints[(method, seed)] = kp
             run_rows[-1]['test_instances'] = int(kp['dists'].shape[0])
 
+            if (folder / 'cost.json').is_file():
+                cost = _read_json(folder / 'cost.json', run)
+                cost_rows.append(dict(method=method, seed=seed, **{
+                    k: float(v) if isinstance(v, (int, float)) else math.nan
+                    for k, v in cost.items()}))
             val_kp = _optional_npz(folder / 'keypoints_val.npz')
             if val_kp is not None:
                 val_keypoints[(method, seed)] = val_kp
@@ -398,4 +410,5 @@ def load_study(runs_root: str | Path, methods: Iterable[str], seeds: Iterable[in
         pck_curves=tidy(pck_curves, ['method', 'seed', 'threshold', 'pck'],
                         ['seed', 'threshold']),
         keypoints=keypoints, val_keypoints=val_keypoints, pixel_calibration=pixel_cal,
-        snapshot_epochs=snapshots, joints=joints)
+        snapshot_epochs=snapshots, joints=joints, geometry=geometry,
+        costs=pd.DataFrame(cost_rows))

@@ -167,6 +167,11 @@ def heatmaps(study: Study, methods: Sequence[str], labels: Mapping[str, str], pa
     n_img = min(n_images, len(first['images']))
     k = int(first['gt'].shape[1])
     is_cls = {m: snaps[(m, final)]['heatmaps'].shape[1] == k + 1 for m in have}
+    # maps that are distributions over the pixels (DSNT's soft-maxed maps sum to 1; a
+    # Gaussian's peak is then ~1 / (2 pi sigma^2)) are shown divided by their maximum
+    scaled = {m: not is_cls[m] and bool(np.allclose(
+        np.asarray(snaps[(m, final)]['heatmaps'], float).sum(axis=(-2, -1)), 1.0, atol=1e-3))
+        for m in have}
 
     columns = [('input', None)]
     for m in have:
@@ -194,6 +199,8 @@ def heatmaps(study: Study, methods: Sequence[str], labels: Mapping[str, str], pa
                 hm = np.asarray(snap['heatmaps'][i], float)
                 if kind == 'map':
                     kp = hm[1:] if is_cls[m] else hm
+                    if scaled[m]:
+                        kp = kp / np.maximum(kp.max(axis=(1, 2), keepdims=True), 1e-12)
                     _overlay(ax, image, _upsample(kp.max(axis=0), shape), MAP_CMAP)
                 else:
                     ax.imshow(np.clip(_upsample(hm[0], shape), 0, 1), cmap=BG_CMAP, vmin=0,
@@ -212,6 +219,8 @@ def heatmaps(study: Study, methods: Sequence[str], labels: Mapping[str, str], pa
                     ax.set_title('input + ground truth', fontsize=10)
                 else:
                     text = names[m] if kind == 'map' else f'{names[m]}: background p'
+                    if kind == 'map' and scaled[m]:
+                        text += ' (maps ÷ max)'
                     ax.set_title(_wrap(text, 18), fontsize=10, color=colors[m],
                                  fontweight='bold')
     height = size * len(rows) + 1.3
@@ -229,7 +238,7 @@ def heatmaps(study: Study, methods: Sequence[str], labels: Mapping[str, str], pa
                      label='background probability')
     missing = [names[m] for m in present if m not in have]
     sub = f'seed {seed}; crosses: predicted keypoints, green dots: ground truth'
-    if missing:
+    if missing:  # e.g. RLE: a coordinate-regression head outputs no maps
         sub += f'; no snapshot for {", ".join(missing)}'
     fig.suptitle(f'{title}\n{sub}', fontsize=12, y=1 - 0.15 / height, va='top')
     return _save(fig, path)
@@ -627,16 +636,20 @@ def sharpness(study: Study, methods: Sequence[str], labels: Mapping[str, str], p
     """Distribution of keypoint-map entropy and peak width at each run's final snapshot."""
     names = display_names(methods, labels)
     colors = {names[m]: c for m, c in palette(methods).items()}
-    rows, grid, epochs = [], None, set()
+    rows, grid, epochs, other_grid = [], None, set(), []
     for m in _present(study, methods):
         for seed in study.ok_seeds(m):
             eps = study.snapshot_epochs.get((m, seed))
-            if not eps:
+            if not eps:  # no snapshots (e.g. RLE: no maps): left out
                 continue
             snap = study.load_snapshot(m, seed, eps[-1])
+            # entropy (bits) and width (pixels) compare only on one grid: the first run's
+            if grid is not None and tuple(snap['heatmaps'].shape[-2:]) != grid:
+                other_grid.append(m)
+                continue
             epochs.add(eps[-1])
             ent, width = map_sharpness(snap['heatmaps'], int(snap['gt'].shape[1]))
-            grid = snap['heatmaps'].shape[-2:]
+            grid = tuple(snap['heatmaps'].shape[-2:])
             rows.append(pd.DataFrame({'method': m, 'entropy': ent, 'width': width}))
     title = 'Heatmap sharpness at the final epoch'
     if not rows:
@@ -660,7 +673,9 @@ def sharpness(study: Study, methods: Sequence[str], labels: Mapping[str, str], p
                       fontsize=9)
         ax.set(xlabel='', ylabel=ylabel, title=ptitle)
     ep = ', '.join(str(e) for e in sorted(epochs))
+    skipped = sorted({names[m] for m in other_grid})
+    note = f'\nnot on this grid, left out: {", ".join(skipped)}' if skipped else ''
     fig.suptitle(f'{title} (epoch {ep}; {grid[0]}×{grid[1]} heatmaps; every keypoint channel of '
-                 f'every snapshot image and seed)', fontsize=11)
+                 f'every snapshot image and seed){note}', fontsize=11)
     fig.tight_layout()
     return _save(fig, path)

@@ -17,7 +17,14 @@ outputs only, never on the checkpoints:
                                                ``train_status.json`` (out of ``evaluate@<method>``)
 ``runs/metrics/<method>.json``                 ``{"seed<k>": metrics}`` for every seed (the DVC
                                                metrics of ``evaluate@<method>``)
+``runs/tune/<method>/lr<x>/``                  a learning-rate trial (out of ``tune@<method>``)
+``runs/tuned/<method>.json``                   the learning rate the method trains with
 =============================================  =========================================
+
+A run of a swept geometry (``params.yaml`` ``sweep``: the resolution axis) lives beside the
+method's own runs, its folder and metrics key prefixed with the geometry's tag:
+``runs/<kind>/<method>/hm32s2-seed<k>/``, key ``hm32s2-seed<k>``. The method's stages own
+every geometry of the method, so adding a geometry re-runs them and only the new runs train.
 """
 from __future__ import annotations
 
@@ -35,7 +42,7 @@ from bench.params import Params, workdir
 KINDS = ('train', 'live', 'snapshots', 'eval')
 #: What the train stage writes per run (the evaluate stage writes ``eval``).
 TRAIN_KINDS = ('train', 'live', 'snapshots')
-_SEED_DIR = re.compile(r'^seed(\d+)(\.stale)?$')
+_SEED_DIR = re.compile(r'^(?:(hm[0-9x]+s[0-9.e+-]+)-)?seed(\d+)(\.stale)?$')
 
 
 def runs_root() -> Path:
@@ -43,9 +50,10 @@ def runs_root() -> Path:
     return workdir() / 'runs'
 
 
-def seed_key(seed: int) -> str:
-    """``seed<k>``: the name of a run's folders and its key in the method's metrics file."""
-    return f'seed{int(seed)}'
+def seed_key(seed: int, geometry: Optional[str] = None) -> str:
+    """``seed<k>`` (``<geometry>-seed<k>`` for a swept geometry): the name of a run's folders
+    and its key in the method's metrics file."""
+    return f'seed{int(seed)}' if geometry is None else f'{geometry}-seed{int(seed)}'
 
 
 def method_dir(kind: str, method: str, root: Optional[Path] = None) -> Path:
@@ -67,6 +75,7 @@ class RunPaths:
     method: str
     seed: int
     root: Path = field(default_factory=runs_root)
+    geometry: Optional[str] = None  # a `sweep` tag; None: the profile's own geometry
 
     def __post_init__(self):
         object.__setattr__(self, 'root', Path(self.root))
@@ -75,10 +84,14 @@ class RunPaths:
     @property
     def name(self) -> str:
         """``<method>/seed<k>``: how messages name the run."""
-        return f'{self.method}/{seed_key(self.seed)}'
+        return f'{self.method}/{self.key}'
+
+    @property
+    def key(self) -> str:
+        return seed_key(self.seed, self.geometry)
 
     def kind(self, kind: str) -> Path:
-        return method_dir(kind, self.method, self.root) / seed_key(self.seed)
+        return method_dir(kind, self.method, self.root) / self.key
 
     @property
     def train(self) -> Path:
@@ -87,7 +100,7 @@ class RunPaths:
     @property
     def stale(self) -> Path:
         """Where a work dir written from other inputs is moved aside."""
-        return self.train.with_name(seed_key(self.seed) + '.stale')
+        return self.train.with_name(self.key + '.stale')
 
     @property
     def live(self) -> Path:
@@ -108,22 +121,25 @@ class RunPaths:
 
 
 def find_runs(kind: str, root: Optional[Path] = None) -> list[RunPaths]:
-    """Every run that has a ``runs/<kind>/<method>/seed<k>/`` folder, sorted."""
+    """Every run that has a ``runs/<kind>/<method>/[<geometry>-]seed<k>/`` folder, sorted."""
     base = Path(root if root is not None else runs_root())
     found = []
-    for folder in sorted((base / kind).glob('*/seed*')):
+    for folder in sorted((base / kind).glob('*/*seed*')):
         m = _SEED_DIR.match(folder.name)
-        if folder.is_dir() and m and not m.group(2):
-            found.append(RunPaths(folder.parent.name, int(m.group(1)), base))
-    return sorted(found, key=lambda r: (r.method, r.seed))
+        if folder.is_dir() and m and not m.group(3):
+            found.append(RunPaths(folder.parent.name, int(m.group(2)), base, m.group(1)))
+    return sorted(found, key=lambda r: (r.method, r.geometry or '', r.seed))
 
 
 def prune_seeds(method: str, seeds: Iterable[int], kinds: Iterable[str] = KINDS,
-                root: Optional[Path] = None) -> list[Path]:
-    """Remove the ``seed<k>`` (and ``seed<k>.stale``) folders of ``method`` whose seed is not
-    in ``seeds``, for each of ``kinds``: runs dropped from ``params.yaml`` must not stay in the
-    method's outputs (nor reach the report). Returns what was removed."""
+                root: Optional[Path] = None,
+                geometries: Iterable[Optional[str]] = (None,)) -> list[Path]:
+    """Remove the run folders (``[<geometry>-]seed<k>``, ``.stale`` too) of ``method`` whose
+    seed is not in ``seeds`` or whose geometry is not in ``geometries``, for each of ``kinds``:
+    runs dropped from ``params.yaml`` must not stay in the method's outputs (nor reach the
+    report). Returns what was removed."""
     keep = {int(s) for s in seeds}
+    keep_geometries = set(geometries)
     removed = []
     for kind in kinds:
         folder = method_dir(kind, method, root)
@@ -131,8 +147,9 @@ def prune_seeds(method: str, seeds: Iterable[int], kinds: Iterable[str] = KINDS,
             continue
         for entry in sorted(folder.iterdir()):
             m = _SEED_DIR.match(entry.name)
-            if m and int(m.group(1)) not in keep:  # every rank of a multi-process launch
-                if entry.is_dir():                    # may do this at once: no error if gone
+            dropped = m and (int(m.group(2)) not in keep or m.group(1) not in keep_geometries)
+            if dropped:  # every rank of a multi-process launch may do this at once: no error
+                if entry.is_dir():  # if gone
                     shutil.rmtree(entry, ignore_errors=True)
                 else:
                     entry.unlink(missing_ok=True)

@@ -22,6 +22,8 @@ Writes, per seed, in ``runs/eval/<method>/seed<k>/`` (layout: :mod:`bench.stages
   the K+1 softmax against the soft targets on the test split
   (:mod:`bench.engine.pixel_calibration`);
 - ``timing.json``: the seed's evaluation wall time;
+- ``cost.json``: parameters and FLOPs (head, whole model), training step and inference times
+  (:func:`_cost`);
 
 and ``runs/metrics/<method>.json`` = ``{"seed<k>": <metrics.json>, ...}`` over the method's
 seeds (the DVC metrics file: ``dvc metrics show`` lists every run). A run whose training
@@ -39,6 +41,7 @@ from typing import Optional
 import numpy as np
 
 from bench._quiet import quiet_logger
+from bench.config import codec_resolution  # a codec's decoding grid, or None
 from bench.errors import RunError
 from bench.params import Params
 from bench.stages.common import (RunPaths, check_run, metrics_file, prune_seeds,
@@ -48,48 +51,59 @@ from bench.stages.run_config import load_run_config
 _COCO_KEYS = {'coco/AP': 'AP', 'coco/AP .5': 'AP50', 'coco/AP .75': 'AP75'}
 
 
-def run(params: Params, method: str, seed: Optional[int] = None) -> dict[int, dict]:
-    """Evaluate every seed of ``params.seeds`` (or only ``seed``) of ``method``; returns
-    {seed: metrics} and writes the method's metrics file (the seeds of ``params.seeds`` it
-    already lists, ``seed``'s replaced, when one seed is evaluated)."""
+def run(params: Params, method: str, seed: Optional[int] = None,
+        geometry: Optional[str] = None) -> dict[str, dict]:
+    """Evaluate every run of ``method`` (each seed of ``params.seeds`` at each geometry; or only
+    (``seed``, ``geometry``)); returns {run key: metrics} and writes the method's metrics file
+    (the runs of ``params.yaml`` it already lists, the one evaluated replaced, when one run is
+    evaluated)."""
     check_run(params, method, seed)
-    seeds = list(params.seeds) if seed is None else [seed]
+    params.at_geometry(geometry)  # an unknown geometry stops here, in one line
+    keys = ([(g, s) for g in params.geometries() for s in params.seeds] if seed is None
+            else [(geometry, seed)])
     if seed is None:
-        prune_seeds(method, params.seeds, ('eval',))
+        prune_seeds(method, params.seeds, ('eval',), geometries=params.geometries())
     # every run must be trained before any is scored: one line for the first that is not
-    for s in seeds:
-        status_file = RunPaths(method, s).train / 'status.json'
+    for g, s in keys:
+        status_file = RunPaths(method, s, geometry=g).train / 'status.json'
         if not status_file.is_file():
-            raise RunError(f'run {method}/seed{s} has not been trained ({status_file} '
+            raise RunError(f'run {method}/{seed_key(s, g)} has not been trained ({status_file} '
                            f'missing); run `dvc repro train@{method}` first')
     path = metrics_file(method)
     try:
         table = json.loads(path.read_text()) if seed is not None else {}
     except (OSError, ValueError):
         table = {}
-    results = {}
-    if params.train.parallel_runs > 1 and len(seeds) > 1 and params.train.launcher == 'none':
-        # the seeds side by side, as the train stage trains them (bench/stages/parallel.py)
+    everything = [seed_key(s, g) for g in params.geometries() for s in params.seeds]
+
+    def save():
+        write_json(path, {k: table[k] for k in everything if k in table})
+
+    if params.train.parallel_runs > 1 and len(keys) > 1 and params.train.launcher == 'none':
+        # the runs side by side, as the train stage trains them (bench/stages/parallel.py)
         from bench.stages.parallel import train_seeds
-        results = train_seeds(params, method, seeds, run_one, what='evaluate')
-        for s in seeds:
-            table[seed_key(s)] = results[s]
-        write_json(path, {seed_key(k): table[seed_key(k)] for k in params.seeds
-                          if seed_key(k) in table})
-        return results
-    for s in seeds:
-        results[s] = run_one(params, method, s)
-        table[seed_key(s)] = results[s]
-        keep = {seed_key(k): table[seed_key(k)] for k in params.seeds if seed_key(k) in table}
-        write_json(path, keep)
-    return results
+        done = train_seeds(params, method, keys, run_key, what='evaluate')
+        for g, s in keys:
+            table[seed_key(s, g)] = done[(g, s)]
+        save()
+    else:
+        for g, s in keys:
+            table[seed_key(s, g)] = run_one(params, method, s, g)
+            save()
+    return {seed_key(s, g): table[seed_key(s, g)] for g, s in keys}
 
 
-def run_one(params: Params, method: str, seed: int) -> dict:
-    """Score run (``method``, ``seed``) with a fresh Runner into ``runs/eval/<method>/seed<k>/``;
-    returns its metrics."""
+def run_key(params: Params, method: str, key: tuple[Optional[str], int]) -> dict:
+    """:func:`run_one` of run key (geometry, seed): what the parallel workers call."""
+    geometry, seed = key
+    return run_one(params, method, seed, geometry)
+
+
+def run_one(params: Params, method: str, seed: int, geometry: Optional[str] = None) -> dict:
+    """Score run (``method``, ``seed``, ``geometry``) with a fresh Runner into
+    ``runs/eval/<method>/[<geometry>-]seed<k>/``; returns its metrics."""
     check_run(params, method, seed)
-    paths = RunPaths(method, seed)
+    paths = RunPaths(method, seed, geometry=geometry)
     status_file = paths.train / 'status.json'
     if not status_file.exists():
         raise RunError(f'run {paths.name} has not been trained ({status_file} missing); '
@@ -101,6 +115,7 @@ def run_one(params: Params, method: str, seed: int) -> dict:
     status = json.loads(status_file.read_text())
     if status.get('status') != 'ok':
         result = dict(status=status.get('status', 'failed'), method=method, seed=seed,
+                      **({'geometry': geometry} if geometry else {}),
                       message=status.get('message', ''))
         write_json(eval_dir / 'metrics.json', result)
         return result
@@ -115,7 +130,7 @@ def run_one(params: Params, method: str, seed: int) -> dict:
     for e in coco:
         e['outfile_prefix'] = str(eval_dir / 'work' / 'coco')
     recorder = dict(type='KeypointRecorder', thresholds=list(params.eval.pck_thresholds),
-                    heatmap_size=list(cfg.model.head.decoder['heatmap_size']))
+                    heatmap_size=codec_resolution(cfg.model.head.decoder))
     cfg.test_evaluator = [dict(recorder, out_file=str(eval_dir / 'keypoints.npz')), *coco]
     cfg.custom_hooks = []
     cfg.visualizer = dict(type='PoseLocalVisualizer', vis_backends=[])
@@ -133,18 +148,36 @@ def run_one(params: Params, method: str, seed: int) -> dict:
     pixels = _pixel_calibration(model, runner.test_dataloader, eval_dir)
     if pixels is not None:
         metrics['pixel_ECE'] = round(pixels, 6)
+    cost = _cost(cfg, model, status)
     del runner, model
     gc.collect()
 
     per_joint = {k.split('/', 1)[1]: v for k, v in metrics.items() if '/' in k}
     result = dict(status='ok', method=method, seed=seed,
+                  **({'geometry': geometry} if geometry else {}),
                   **{k: v for k, v in metrics.items() if '/' not in k},
                   per_joint_pck={k: per_joint[k] for k in sorted(per_joint)})
     write_json(eval_dir / 'metrics.json', result)
     # apart from metrics.json, which must stay byte-identical for the same seed
     write_json(eval_dir / 'timing.json',
                dict(stage='evaluate', wall_s=round(time.perf_counter() - start, 1)))
+    write_json(eval_dir / 'cost.json', cost)
     return result
+
+
+def _cost(cfg, model, train_status: dict) -> dict:
+    """``cost.json``: the network's size and FLOPs (head alone and whole model, batch 1:
+    :func:`bench.cost.model_complexity`), the training step time the train stage recorded, and
+    this process's inference time per image (``test_step`` at batch 32: flip test and decoding
+    included; 5 timed batches after one warm-up, at the stage's thread count). Timings depend
+    on the machine and its load; the counts do not."""
+    from bench.cost import inference_ms, input_size_of, model_complexity
+    c = model_complexity(cfg)
+    infer = inference_ms(model, batch_size=32, repeats=5, warmup=1,
+                         input_size=input_size_of(cfg))
+    return dict(head_params=c['head_params'], head_flops=c['head_flops'],
+                model_params=c['model_params'], model_flops=c['model_flops'],
+                train_step_ms=train_status.get('step_ms'), infer_ms=round(infer, 3))
 
 
 def _dump_split(model, loader, metric: dict) -> None:

@@ -7,7 +7,11 @@ Writes (no training; seconds):
   says which ones the study trains): the test split's ground truth encoded by the method's
   codec, flipped and decoded at test time exactly as the trained model's outputs are
   (:mod:`bench.floor`), scored with the report's metrics: PCK at ``eval.pck_thresholds``, EPE
-  (image pixels) and per-joint PCK@0.1. A head with no floor rule gets a row with a ``note``.
+  (image pixels) and per-joint PCK@0.1. A head for which a floor means nothing (RLE: its
+  target is the coordinate itself) or that has no floor rule gets a row with a ``note`` and
+  NaN values. ``geometry`` names the geometry (tag, e.g. ``hm16s1.5``): every method at the
+  profile's own, and the active methods again at each ``sweep`` geometry (the resolution
+  axis needs the floor where it compares).
 - ``reports/methods.csv``: per method, the head, codec, decoding, refinement, flip test and loss,
   each generated from the resolved MMEngine config (the report's method table).
 - ``reports/imbalance.csv``: the background share of the classification targets of the test
@@ -22,7 +26,7 @@ import time
 
 import pandas as pd
 
-from bench.config import build_config, joint_names, num_keypoints
+from bench.config import build_config, codec_is, joint_names, num_keypoints
 from bench.params import Params, workdir
 from bench.stages.common import write_json
 
@@ -52,7 +56,39 @@ def describe_decoding(codec: dict) -> tuple[str, str]:
                   'two-point σ formula at the border)' if codec.get('decode_refine', True)
                   else 'none')
         return decoding, refine
+    if codec_is(kind, 'UDPHeatmap'):  # and bench.codecs.UDPHeatmapExact, its subclass
+        placed = ('' if kind == 'UDPHeatmap' else
+                  '; peaks at the nearest pixel (MMPose 1.3.2 moves those within 3σ of the '
+                  'top/left border one pixel when 3σ is not an integer)')
+        return ('UDP Gaussian targets on the unbiased grid ((w−1)/(W−1) input px per heatmap '
+                f'px{placed}); arg-max',
+                f'UDP DARK: Gaussian blur (kernel {codec.get("blur_kernel_size", 11)}), then one '
+                'Newton step on the log-heatmap')
+    if kind == 'SimCCLabel':
+        ratio = codec.get('simcc_split_ratio', 2.0)
+        return (f'two 1-D distributions over {ratio:g} bins per input pixel (Gaussian labels, '
+                f'σ {codec.get("sigma")} bins); arg-max of each',
+                'DARK on the 1-D vectors' if codec.get('use_dark') else 'none (bin centre)')
+    if kind == 'RegressionLabel':
+        return ('coordinates regressed directly (normalised by the input size)', 'none')
+    if kind == 'IntegralRegressionLabel':
+        return ('soft-argmax: expectation of each soft-maxed map (continuous coordinates)',
+                'none')
     return (f'{kind} (see its MMPose docstring)', 'codec default')
+
+
+def describe_flip(test_cfg: dict, head_type: str) -> str:
+    """The test-time augmentation of a head, in words, from its ``test_cfg``."""
+    if not test_cfg.get('flip_test'):
+        return 'none'
+    if head_type in ('RLEHead', 'DSNTHead', 'IntegralRegressionHead'):
+        return ('flip test, coordinates, flipped x shifted 1 px' if test_cfg.get('shift_coords',
+                                                                                  True)
+                else 'flip test, coordinates')
+    if head_type == 'SimCCHead':
+        return 'flip test, 1-D vectors'
+    return ('flip test, heatmap mode, flipped map shifted 1 px' if test_cfg.get('shift_heatmap')
+            else 'flip test, heatmap mode')
 
 
 def describe(params: Params, method: str) -> dict:
@@ -62,8 +98,7 @@ def describe(params: Params, method: str) -> dict:
     decoding, refine = describe_decoding(codec)
     codec_args = {k: v for k, v in codec.items() if k not in ('type', 'input_size',
                                                                'heatmap_size')}
-    flip = ('flip test, heatmap mode, flipped map shifted 1 px' if test_cfg.get('shift_heatmap')
-            else 'flip test, heatmap mode') if test_cfg.get('flip_test') else 'none'
+    flip = describe_flip(test_cfg, head['type'])
     return dict(method=method, label=params.methods[method].label or method,
                 config=params.methods[method].config, head=head['type'],
                 codec=f'{codec["type"]}({json.dumps(codec_args, sort_keys=True)})',
@@ -73,29 +108,48 @@ def describe(params: Params, method: str) -> dict:
 
 def _floor_key(cfg) -> str:
     return json.dumps([dict(cfg.codec), cfg.model.head['type'],
-                       dict(cfg.model.get('test_cfg', {}))], sort_keys=True, default=str)
+                       dict(cfg.model.get('test_cfg', {})),
+                       cfg.test_dataloader.dataset.pipeline], sort_keys=True, default=str)
 
 
 def run(params: Params) -> pd.DataFrame:
-    from bench.floor import PERFECT_OUTPUT, _test_samples, floor_metrics, perfect_predictions
+    from bench.floor import (NOT_APPLICABLE, PERFECT_OUTPUT, _test_samples, floor_metrics,
+                             perfect_predictions)
 
     start = time.perf_counter()
     names = joint_names(params.data.metainfo)
     thresholds = list(params.eval.pck_thresholds)
-    rows, described, cache, samples = [], [], {}, None
-    for method in sorted(params.methods, key=lambda m: (m not in params.active_methods, m)):
-        cfg = build_config(params, method, seed=0)
-        described.append(describe(params, method))
+    # samples: the first test pipeline's, for the imbalance table
+    rows, described, cache, pipelines, samples = [], [], {}, {}, None
+    # every method at the profile's own geometry; the active ones at each `sweep` geometry too
+    cells = [(None, m) for m in sorted(params.methods,
+                                       key=lambda m: (m not in params.active_methods, m))]
+    cells += [(tag, m) for tag in params.geometries()[1:] for m in params.active_methods]
+    for tag, method in cells:
+        at = params.at_geometry(tag)
+        cfg = build_config(at, method, seed=0)
+        if tag is None:
+            described.append(describe(params, method))
         row = dict(method=method, label=params.methods[method].label or method,
-                   active=method in params.active_methods, codec=cfg.codec['type'], note='')
+                   active=method in params.active_methods,
+                   geometry=tag or params.base_geometry(), codec=cfg.codec['type'], note='')
+        if cfg.model.head['type'] in NOT_APPLICABLE:  # a row all the same, its values NaN
+            row['note'] = NOT_APPLICABLE[cfg.model.head['type']]
+            rows.append(row)
+            continue
         if cfg.model.head['type'] not in PERFECT_OUTPUT:
             row['note'] = f'no floor: head {cfg.model.head["type"]} has no perfect-output rule'
             rows.append(row)
             continue
         key = _floor_key(cfg)
         if key not in cache:
-            samples = _test_samples(cfg) if samples is None else samples
-            pp = perfect_predictions(cfg, samples)
+            # each method's own test pipeline: UDP's warp differs from the others'
+            pipe = json.dumps(cfg.test_dataloader.dataset.pipeline, sort_keys=True, default=str)
+            if pipe not in pipelines:
+                pipelines[pipe] = _test_samples(cfg)
+            if samples is None and tag is None:
+                samples = pipelines[pipe]
+            pp = perfect_predictions(cfg, pipelines[pipe])
             cache[key] = floor_metrics(pp, thresholds, joint_names=names)
         row.update(cache[key])
         rows.append(row)
@@ -111,7 +165,8 @@ def run(params: Params) -> pd.DataFrame:
     first = f'PCK@{thresholds[0]:g}'  # the schema guarantees at least one threshold
     for r in rows:
         if not math.isnan(r.get(first, math.nan)):
-            print(f'floor {r["method"]:>16}: {first} {r[first]:.4f}  EPE {r["EPE"]:.2f} px  (K={k})')
+            print(f'floor {r["method"]:>16} {r["geometry"]:>9}: {first} {r[first]:.4f}  '
+                  f'EPE {r["EPE"]:.2f} px  (K={k})')
     return floor
 
 

@@ -79,9 +79,13 @@ def train_seeds(params: Params, method: str, seeds: list[int],
     saved = {k: os.environ.get(k) for k in _THREAD_VARS}
     os.environ.update({k: str(threads) for k in _THREAD_VARS})
     try:
-        with ctx.Pool(n, initializer=_init_worker, initargs=(threads,)) as pool:
-            results = pool.starmap(_call, [(run_one, params, method, s) for s in seeds],
-                                   chunksize=1)
+        # not multiprocessing.Pool: its workers are daemonic, and a daemonic process may not
+        # start the DataLoader's own workers (train.workers > 0, as in the study profile)
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(threads,)) as pool:
+            futures = [pool.submit(_call, run_one, params, method, s) for s in seeds]
+            results = [f.result() for f in futures]
     finally:
         for k, v in saved.items():
             if v is None:

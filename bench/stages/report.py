@@ -14,6 +14,12 @@ the figures (:mod:`bench.report.figures`) and writes:
 - ``metrics.json``: {method: {metric: mean}} (DVC metrics);
 - ``ap_resolution.csv``: per method, AP's keypoint tolerance against one heatmap pixel
   (:mod:`bench.report.ap_resolution`; the README flags AP when it cannot separate methods);
+- ``cost.csv``: per method, parameters and FLOPs (head, whole network), training step and
+  inference times, the headline metric per GFLOP (:mod:`bench.report.cost`);
+- ``tuning.csv``: the learning rate each method trained with, and the trials when tuning is on
+  (:mod:`bench.report.tuning`);
+- ``resolution.csv`` and ``figures/resolution.png``: the paired difference to the baseline at
+  each geometry of the resolution axis (:mod:`bench.report.resolution`);
 - ``figures/*.png`` (:data:`bench.report.figures.FIGURES`) and ``README.md``.
 
 Deterministic: bootstrap and permutation seeds are fixed, every iteration is sorted and the
@@ -33,7 +39,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.params import Params, ParamsError, workdir
-from bench.report import collect, instrument, sections, tables
+from bench.report import collect, cost, instrument, resolution, sections, tables, tuning
 from bench.report.stats import significance_sentence
 from bench.stages import common
 
@@ -99,12 +105,49 @@ def run(params: Params, runs_root: str | Path | None = None,
                     for r in summary[summary.method == m].itertuples()} for m in methods}
     tables.write_text(out_dir / 'metrics.json', json.dumps(headline, indent=2, sort_keys=True))
 
+    costs = cost.cost_table(study.costs, summary, rp.headline_metric, labels)
+    tables.write_csv(costs, out_dir / 'cost.csv')
+    tuned = tuning.tuning_table(runs_root, methods, labels, params.tune.lrs,
+                                enabled=params.tune.enabled, default_lr=params.train.lr)
+    tables.write_csv(tuned, out_dir / 'tuning.csv')
+    axis = resolution.resolution_table(
+        _resolution_points(params, runs_root, study), rp.baseline, rp.headline_metric, labels,
+        confidence=rp.confidence,
+        floor=instrument.read_csv(out_dir / 'codec_floor.csv'))
+    tables.write_csv(axis, out_dir / 'resolution.csv')
+
     _draw_figures(params, study, summary, per_joint, labels, out_dir / 'figures')
+    resolution.resolution_figure(axis, methods, labels, out_dir / 'figures' / 'resolution.png',
+                                 baseline_label=labels[rp.baseline])
     tables.write_text(out_dir / 'README.md',
                       readme(params, study, summary, comparison, per_joint, runs, labels,
-                             out_dir))
+                             out_dir, tuned=tuned, axis=axis, costs=costs))
     print(f'report: {len(methods)} methods x {len(params.seeds)} seeds '
           f'({int((runs.status != "ok").sum())} failed) -> {out_dir}/README.md')
+
+
+def _floor_at(floor: pd.DataFrame | None, geometry: str) -> pd.DataFrame | None:
+    """The rows of ``codec_floor.csv`` at one geometry (a file without the column: all)."""
+    if floor is None or 'geometry' not in floor:
+        return floor
+    return floor[floor.geometry == geometry].reset_index(drop=True)
+
+
+def _resolution_points(params: Params, runs_root: Path, study: collect.Study) -> list[dict]:
+    """Every geometry of the study (``model``'s own and ``sweep``'s), by heatmap size then
+    sigma, each with its runs (:func:`bench.report.resolution.resolution_table`'s input)."""
+    points = []
+    for tag in params.geometries():
+        m = params.at_geometry(tag).model
+        runs = study if tag is None else collect.load_study(
+            runs_root, params.active_methods, params.seeds,
+            pck_thresholds=params.eval.pck_thresholds, pck_reach=params.report.pck_reach,
+            joint_order=study.joints, geometry=tag)
+        points.append(dict(study=runs, tag=tag or params.base_geometry(),
+                           input_size=tuple(m.input_size), heatmap_size=tuple(m.heatmap_size),
+                           sigma=m.sigma))
+    return sorted(points, key=lambda p: (p['heatmap_size'][1], p['heatmap_size'][0],
+                                         p['sigma']))
 
 
 def _draw_figures(params: Params, study: collect.Study, summary: pd.DataFrame,
@@ -202,7 +245,8 @@ def _seeds_needed(alpha: float, m: int) -> int:
 
 def readme(params: Params, study: collect.Study, summary: pd.DataFrame,
            comparison: pd.DataFrame, per_joint: pd.DataFrame, runs: pd.DataFrame,
-           labels: dict, out_dir: Path) -> str:
+           labels: dict, out_dir: Path, *, tuned: pd.DataFrame | None = None,
+           axis: pd.DataFrame | None = None, costs: pd.DataFrame | None = None) -> str:
     rp = params.report
     methods = list(params.active_methods)
     alpha, conf = rp.alpha, rp.confidence
@@ -256,13 +300,16 @@ def readme(params: Params, study: collect.Study, summary: pd.DataFrame,
     ]
     setup += _stage_times(runs, study.runs_root.parent / 'data' / 'timing.json')
     add(tables.to_markdown(pd.DataFrame(setup, columns=['', 'value'])))
+    if tuned is not None:
+        add(tuning.tuning_markdown(tuned, epochs=params.tune.epochs, seed=params.tune.seed,
+                                   lr=t.lr))
     add('Methods (generated from each method\'s resolved MMPose config by the `floor` stage, '
         '[`methods.csv`](methods.csv)):\n')
     add(instrument.methods_markdown(instrument.read_csv(out_dir / 'methods.csv'), methods,
                                     n_ok.to_dict()))
 
     add('## The instrument: codec floor\n')
-    floor = instrument.read_csv(out_dir / 'codec_floor.csv')
+    floor = _floor_at(instrument.read_csv(out_dir / 'codec_floor.csv'), params.base_geometry())
     add('What a *perfect* network scores on the test split with each method\'s codec, flip test '
         'and decoder: the ground truth encoded, passed through the method\'s own head `predict` '
         'and decoded ([`codec_floor.csv`](codec_floor.csv), per joint there too). A comparison '
@@ -331,6 +378,31 @@ def readme(params: Params, study: collect.Study, summary: pd.DataFrame,
                 f'{tables.fmt_p(float(min_p.max()))} (< α={alpha:g}: every comparison can be '
                 f'decided); widest 95% CI of a headline difference: '
                 f'±{float(shown.loc[shown.metric == head, "ci_half_width"].max()):.3f}.\n')
+
+    add('### Accuracy per cost\n')
+    if costs is None or costs.empty:
+        add('_No run recorded its cost (`cost.json` of the evaluate stage)._\n')
+    else:
+        add('Per method, median over its runs ([`cost.csv`](cost.csv)): parameters and FLOPs '
+            '(one multiply-add = 1 FLOP, MMEngine\'s counter, batch 1; element-wise operations '
+            'not counted) of the head alone and of the whole network; the training step '
+            '(seconds per iteration of the last epoch, MMEngine\'s log) and inference '
+            '(`test_step` per image at batch 32, flip test and decoding included) times, both '
+            'on this machine at the stages\' thread counts; and the headline metric per GFLOP '
+            'of the whole network.\n')
+        add(cost.cost_markdown(costs))
+
+    add('### Where does each formulation win? The resolution axis\n')
+    if axis is None or axis.empty or axis.geometry.nunique() < 2:
+        add('_One geometry in this profile: `sweep` in `params.yaml` adds heatmap sizes (the '
+            'input size follows) and sigmas; the study profile sweeps them._\n')
+    else:
+        add(f'Every method trained at {axis.geometry.nunique()} geometries (heatmap size, its '
+            f'input size, σ in heatmap pixels); at each, the paired difference of {head} to '
+            f'{base_label} at the same geometry, Holm over the variants of that geometry '
+            '([`resolution.csv`](resolution.csv)).\n')
+        add(resolution.resolution_markdown(axis))
+        add('![Paired difference vs heatmap resolution](figures/resolution.png)\n')
 
     add('## Figures\n')
     add('### Heatmaps\n')

@@ -37,41 +37,58 @@ from bench.config import build_config
 from bench.engine.hooks import DivergenceError
 from bench.params import ROOT, Params, workdir
 from bench.stages.common import (TRAIN_KINDS, RunPaths, check_run, prune_seeds, runner_names,
-                                 write_json)
+                                 seed_key, write_json)
 from bench.stages.run_config import RUN_CONFIG, save_run_config
 
 #: Libraries whose version can change the numbers of a training.
 _LIBRARIES = ('torch', 'numpy', 'mmengine', 'mmcv', 'mmpose')
 
 
-def run(params: Params, method: str, seed: Optional[int] = None) -> dict[int, dict]:
-    """Train every seed of ``params.seeds`` (or only ``seed``) of ``method``; returns
-    {seed: status}. A diverged seed does not stop the others."""
+def run(params: Params, method: str, seed: Optional[int] = None,
+        geometry: Optional[str] = None) -> dict[str, dict]:
+    """Train every run of ``method``: each seed of ``params.seeds`` (or only ``seed``) at each
+    geometry of the study (``model``'s own and every ``sweep`` point; or only ``geometry``
+    when ``seed`` is given); returns {run key: status}. A diverged run does not stop the
+    others."""
     check_run(params, method, seed)
     if seed is None:
-        for gone in prune_seeds(method, params.seeds, TRAIN_KINDS):
-            print(f'train {method}: removed {gone} (seed no longer in params.yaml `seeds`)',
+        for gone in prune_seeds(method, params.seeds, TRAIN_KINDS,
+                                geometries=params.geometries()):
+            print(f'train {method}: removed {gone} (seed or geometry no longer in params.yaml)',
                   flush=True)
-    seeds = list(params.seeds) if seed is None else [seed]
-    if params.train.parallel_runs > 1 and len(seeds) > 1 and params.train.launcher == 'none':
+    params.at_geometry(geometry)  # an unknown geometry stops here, in one line
+    keys = ([(g, s) for g in params.geometries() for s in params.seeds] if seed is None
+            else [(geometry, seed)])
+    if params.train.parallel_runs > 1 and len(keys) > 1 and params.train.launcher == 'none':
         from bench.stages.parallel import train_seeds
-        done = {s: finished(params, method, s) for s in seeds}
-        for s in seeds:
-            if done[s] is not None:
-                print(f'train {method}/seed{s}: already trained under the same training key '
-                      f'({done[s].get("epochs")} epochs): skipped', flush=True)
-        todo = [s for s in seeds if done[s] is None]
-        done.update(train_seeds(params, method, todo, run_one))
-        return {s: done[s] for s in seeds}
-    return {s: run_one(params, method, s) for s in seeds}
+        done = {k: finished(params, method, k[1], k[0]) for k in keys}
+        for k in keys:
+            if done[k] is not None:
+                print(f'train {RunPaths(method, k[1], geometry=k[0]).name}: already trained '
+                      f'under the same training key ({done[k].get("epochs")} epochs): skipped',
+                      flush=True)
+        todo = [k for k in keys if done[k] is None]
+        done.update(train_seeds(params, method, todo, run_key))
+    else:
+        done = {k: run_key(params, method, k) for k in keys}
+    return {seed_key(s, g): done[(g, s)] for g, s in keys}
 
 
-def run_config(params: Params, method: str, seed: int):
-    """(config, paths, training key) of run (``method``, ``seed``): the resolved config with
-    the hooks every run gets."""
+def run_key(params: Params, method: str, key: tuple[Optional[str], int]) -> dict:
+    """:func:`run_one` of run key (geometry, seed): what the parallel workers call."""
+    geometry, seed = key
+    return run_one(params, method, seed, geometry)
+
+
+def run_config(params: Params, method: str, seed: int, geometry: Optional[str] = None):
+    """(config, paths, training key) of run (``method``, ``seed``, ``geometry``): the resolved
+    config, at the method's learning rate (:func:`bench.stages.tune.method_lr`), with the hooks
+    every run gets."""
+    from bench.stages.tune import method_lr
     check_run(params, method, seed)
-    paths = RunPaths(method, seed)
-    cfg = build_config(params, method, seed, work_dir=paths.train)
+    paths = RunPaths(method, seed, geometry=geometry)
+    cfg = build_config(params.at_geometry(geometry), method, seed, work_dir=paths.train,
+                       lr=method_lr(params, method))
     cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
         dict(type='EpochSeedHook', seed=seed),
         dict(type='DVCLiveLoggerHook', live_dir=str(paths.live)),
@@ -83,18 +100,19 @@ def run_config(params: Params, method: str, seed: int):
     return cfg, paths, training_key(cfg.to_dict())
 
 
-def finished(params: Params, method: str, seed: int) -> Optional[dict]:
-    """The status of run (``method``, ``seed``) if it is already trained under today's training
-    key (so the stage skips it), else None."""
-    _, paths, key = run_config(params, method, seed)
+def finished(params: Params, method: str, seed: int,
+             geometry: Optional[str] = None) -> Optional[dict]:
+    """The status of run (``method``, ``seed``, ``geometry``) if it is already trained under
+    today's training key (so the stage skips it), else None."""
+    _, paths, key = run_config(params, method, seed, geometry)
     return _completed_run(paths.train, key)
 
 
-def run_one(params: Params, method: str, seed: int) -> dict:
-    """Train run (``method``, ``seed``) with a fresh Runner: skipped when already finished
-    under the same training key, resumed from a complete checkpoint of the same key, else
-    trained from scratch (see the module docstring). Returns its status."""
-    cfg, paths, key = run_config(params, method, seed)
+def run_one(params: Params, method: str, seed: int, geometry: Optional[str] = None) -> dict:
+    """Train run (``method``, ``seed``, ``geometry``) with a fresh Runner: skipped when already
+    finished under the same training key, resumed from a complete checkpoint of the same key,
+    else trained from scratch (see the module docstring). Returns its status."""
+    cfg, paths, key = run_config(params, method, seed, geometry)
     work = paths.train
 
     rank = 0
@@ -147,14 +165,21 @@ def run_one(params: Params, method: str, seed: int) -> dict:
         if runner.rank != 0:
             return dict(status='ok')
         _export_final(runner, work)
+        from bench.cost import find_scalars, train_step_ms_from_scalars
+        scalars = find_scalars(work)
         status = dict(status='ok', epochs=params.train.epochs, resumed=resume,
+                      lr=cfg.optim_wrapper['optimizer']['lr'],
+                      # median seconds per iteration of the last epoch (MMEngine's `time`)
+                      step_ms=(round(train_step_ms_from_scalars(scalars), 2)
+                               if scalars is not None else None),
                       wall_s=round(time.perf_counter() - start, 1),
                       # the process's peak so far: with several seeds per process, the
                       # largest of this seed's and the earlier ones'
                       peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                                         / 1024, 1))
         if finished is not None:
-            status.update(wall_s=finished['wall_s'], peak_rss_mb=finished['peak_rss_mb'])
+            status.update(wall_s=finished['wall_s'], peak_rss_mb=finished['peak_rss_mb'],
+                          step_ms=finished.get('step_ms'))
         write_json(work / 'status.json', status)
         return status
     finally:  # the next seed's Runner starts from a clean slate (memory, open files)
@@ -182,8 +207,9 @@ def training_key(cfg: dict, work_root: Optional[Path] = None,
     """sha256 of everything that decides a training's result: the resolved config (with the
     checkout's location replaced, so that a moved checkout keeps its key), the files of the
     train stage's ``deps`` in ``code_root/dvc.yaml`` (``data/...`` under ``work_root``: the
-    manifest, with the sha256 of the annotation files; the code under ``code_root``), and the
-    versions of the numeric libraries. A checkpoint is resumed from only under the same key:
+    manifest, with the sha256 of the annotation files; the code under ``code_root``; not
+    ``runs/tuned/<method>.json``, whose learning rate is in the config), and the versions of
+    the numeric libraries. A checkpoint is resumed from only under the same key:
     when DVC re-runs the stage because the data or the code changed, the run starts over
     instead of keeping a model of the old inputs."""
     from importlib.metadata import version
@@ -192,6 +218,8 @@ def training_key(cfg: dict, work_root: Optional[Path] = None,
     h = hashlib.sha256(text.encode())
     deps = yaml.safe_load((code_root / 'dvc.yaml').read_text())['stages']['train']['deps']
     for dep in deps:
+        if dep.startswith('runs/'):  # the tuned learning rate: in the resolved config already
+            continue
         base = work_root if dep.startswith('data/') else code_root
         path = base / dep
         if path.is_dir():
