@@ -3,16 +3,15 @@ each built from MMPose's own classes by ``bench.config.build_config``.
 
 - the geometry each codec and head gets is derived from ``params.model`` (never set by hand);
 - the focal method really trains on positives, DSNT's JS term has finite gradients;
-- every new method trains one tiny epoch and is evaluated through the real CLI, with its
-  decoded keypoints in the image frame (slow: one shared work folder, module-scoped).
+- every new method trains one tiny epoch and is evaluated through the real DVC pipeline
+  (``dvc repro``), with its decoded keypoints in the image frame, its codec-floor row and its
+  report rows (slow: one shared repo, module-scoped).
 """
 from __future__ import annotations
 
 import json
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -287,39 +286,57 @@ def test_finite_js_loss_has_the_stock_value_and_finite_gradients():
         torch.testing.assert_close(grads[1][labelled], grads[0][labelled])
 
 
-# ------------------------------------------------- one tiny epoch each, through the CLI
-
-def _run_all(work: Path, command: str, methods, jobs: int = 2) -> None:
-    """``python -m bench <command> --method M --seed 0`` for every method, ``jobs`` at once
-    (one thread each: the machine has 2 cores)."""
-    env = {**os.environ, 'POSEBENCH_WORKDIR': str(work), 'PYTHONUNBUFFERED': '1',
-           'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}
-    pending, running = list(methods), []
-    while pending or running:
-        while pending and len(running) < jobs:
-            m = pending.pop(0)
-            log = open(work / f'{command}_{m}.log', 'w')
-            running.append((m, log, subprocess.Popen(
-                [sys.executable, '-m', 'bench', command, '--method', m, '--seed', '0'],
-                cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)))
-        m, log, proc = running.pop(0)
-        proc.wait(timeout=600)
-        log.close()
-        if proc.returncode != 0:
-            raise AssertionError(f'bench {command} --method {m} failed ({proc.returncode}):\n'
-                                 + (work / f'{command}_{m}.log').read_text()[-3000:])
-
+# --------------------------------------- one tiny epoch each, through the DVC pipeline
 
 @pytest.fixture(scope='module')
-def zoo_work(tiny_data, tmp_path_factory):
-    """Every zoo method trained one tiny epoch (seed 0) and evaluated, in one work folder."""
+def zoo_work(tmp_path_factory):
+    """Every zoo method trained one tiny epoch (seed 0) and evaluated by ``dvc repro`` in a
+    fresh git + DVC repo: data -> floor -> tune -> train -> evaluate -> report, the real
+    pipeline (SimCC is the report's baseline, so that no other method needs training)."""
     import shutil
-    work = tmp_path_factory.mktemp('zoo')
-    shutil.copytree(tiny_data / 'data', work / 'data')
-    write_params(work, train={'epochs': 1})
-    _run_all(work, 'train', ZOO)
-    _run_all(work, 'evaluate', ZOO)
-    return work
+
+    from bench.params import ROOT
+    from test_dvc_pipeline import _dvc, _git
+    repo = tmp_path_factory.mktemp('zoo') / 'repo'
+    repo.mkdir()
+    for item in ('dvc.yaml', 'mmpose_configs', 'bench'):
+        src = ROOT / item
+        if src.is_dir():
+            shutil.copytree(src, repo / item, ignore=shutil.ignore_patterns('__pycache__'))
+        else:
+            shutil.copy(src, repo / item)
+    write_params(repo, train={'epochs': 1}, active_methods=list(ZOO),
+                 report={'baseline': 'simcc'})
+    _git(repo, 'init', '-q')
+    _dvc(repo, 'init', '-q')
+    shutil.copy(ROOT / '.dvcignore', repo / '.dvcignore')
+    _git(repo, 'add', '-A')
+    _git(repo, 'commit', '-qm', 'tiny zoo')
+    out = _dvc(repo, 'repro')
+    for m in ZOO:
+        assert f"Running stage 'train@{m}'" in out and f"Running stage 'evaluate@{m}'" in out
+    return repo
+
+
+@pytest.mark.slow
+def test_zoo_rows_in_the_floor_and_the_report(zoo_work):
+    """The floor stage scores every new codec (RLE: a row that says the floor does not
+    apply), and the report has each method's row and cost."""
+    import pandas as pd
+    floor = pd.read_csv(zoo_work / 'reports' / 'codec_floor.csv')
+    rows = floor.set_index('method')
+    for m in ZOO:
+        if m == 'rle':
+            assert 'not applicable' in rows.loc[m, 'note'] and math.isnan(rows.loc[m, 'PCK@0.05'])
+        else:
+            assert rows.loc[m, 'PCK@0.05'] >= 0.98, (m, rows.loc[m, 'PCK@0.05'])
+    costs = pd.read_csv(zoo_work / 'reports' / 'cost.csv').set_index('method')
+    assert set(ZOO) <= set(costs.index)
+    assert costs.loc['rle', 'head_params'] < costs.loc['simcc', 'head_params']
+    assert (costs.loc[list(ZOO), 'infer_ms'] > 0).all()
+    readme = (zoo_work / 'reports' / 'README.md').read_text()
+    params = load_params(zoo_work / 'params.yaml')
+    assert all(params.methods[m].label in readme for m in ZOO)
 
 
 def _predictions(work: Path, method: str):
@@ -411,10 +428,11 @@ def test_zoo_method_trains_and_evaluates_in_the_image_frame(zoo_work, method):
         if method == 'regression_udp':  # exact: without UDP's warp it is 0.85 px off
             assert floor['EPE'] < 0.1, floor
 
-    # snapshots: every method with maps has them on the heatmap grid; RLE has none
+    # snapshots: every method with maps has them on the heatmap grid; RLE has none, and its
+    # (DVC output) folder says why
     snaps = sorted(paths.snapshots.glob('epoch_*.npz'))
     if method == 'rle':
-        assert not snaps
+        assert not snaps and 'RLEHead' in (paths.snapshots / 'NO_SNAPSHOTS.txt').read_text()
         return
     assert snaps
     with np.load(snaps[-1]) as snap:

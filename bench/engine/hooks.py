@@ -240,6 +240,10 @@ class HeatmapSnapshotHook(Hook):
             heatmaps = _snapshot_maps(model, batch, samples)
         if heatmaps is None:
             self._no_maps = True
+            # the run's snapshot folder still exists (it is part of a DVC output), and says why
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / 'NO_SNAPSHOTS.txt').write_text(
+                f'head {type(model.head).__name__} outputs no heatmaps: nothing to snapshot\n')
             logger = getattr(runner, 'logger', None)
             if logger is not None:
                 logger.info(f'HeatmapSnapshotHook: head {type(model.head).__name__} outputs no '

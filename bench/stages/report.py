@@ -383,13 +383,8 @@ def readme(params: Params, study: collect.Study, summary: pd.DataFrame,
     if costs is None or costs.empty:
         add('_No run recorded its cost (`cost.json` of the evaluate stage)._\n')
     else:
-        add('Per method, median over its runs ([`cost.csv`](cost.csv)): parameters and FLOPs '
-            '(one multiply-add = 1 FLOP, MMEngine\'s counter, batch 1; element-wise operations '
-            'not counted) of the head alone and of the whole network; the training step '
-            '(seconds per iteration of the last epoch, MMEngine\'s log) and inference '
-            '(`test_step` per image at batch 32, flip test and decoding included) times, both '
-            'on this machine at the stages\' thread counts; and the headline metric per GFLOP '
-            'of the whole network.\n')
+        add('Per method, medians over its runs ([`cost.csv`](cost.csv)); the times are this '
+            'machine\'s, at the stages\' thread counts.\n')
         add(cost.cost_markdown(costs))
 
     add('### Where does each formulation win? The resolution axis\n')
