@@ -135,6 +135,15 @@ def test_resolution_figure_draws_the_table(tmp_path, monkeypatch):
         np.testing.assert_allclose([s[:, 0].mean() for s in segments], x)
 
 
+def test_uneven_floors_are_named():
+    from bench.report.resolution import uneven_floors
+    table = _table().assign(baseline_floor=1.0, variant_floor=1.0)
+    assert uneven_floors(table) == []
+    table.loc[0, 'variant_floor'] = 0.98  # hm8s1, cls_ohem
+    table.loc[3, 'baseline_floor'] = float('nan')  # no floor: not a difference
+    assert uneven_floors(table) == ['hm8s1 (cls_ohem)']
+
+
 def test_resolution_table_pairs_at_each_geometry():
     """The difference at a geometry is the paired mean difference of that geometry's runs."""
     from bench.report.collect import Study
@@ -207,6 +216,9 @@ def test_sweep_and_tuning_through_dvc(tmp_path):
     assert list(axis.input_size) == ['32x32', '64x64']
     assert (reports / 'figures' / 'resolution.png').stat().st_size > 10_000
     assert 'figures/resolution.png' in readme
+    # at 8x8 heatmaps and sigma 1 DARK regression's floor drops below classification's
+    assert axis.loc[0, 'baseline_floor'] < axis.loc[0, 'variant_floor'] - 0.01
+    assert 'Floors differ' in readme and 'hm8s1 (' in readme
     metrics = json.loads((runs / 'metrics' / 'cls_ohem.json').read_text())
     assert set(metrics) == {'seed0', 'hm8s1-seed0'} and metrics['hm8s1-seed0']['geometry'] == 'hm8s1'
 

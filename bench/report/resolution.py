@@ -72,6 +72,14 @@ def resolution_table(points: Sequence[dict], baseline: str, headline: str,
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def uneven_floors(table: pd.DataFrame, tolerance: float = 0.01) -> list[str]:
+    """``<geometry>: <method>`` for every row whose codec floor differs from the baseline's at
+    the same geometry by more than ``tolerance`` (rows without both floors are skipped)."""
+    gap = (table.variant_floor - table.baseline_floor).abs()
+    rows = table[gap > tolerance]
+    return [f'{g} ({v})' for g, v in zip(rows.geometry, rows.variant_label)]
+
+
 def resolution_markdown(table: pd.DataFrame) -> str:
     """The table as Markdown: one row per geometry × variant."""
     if table.empty:

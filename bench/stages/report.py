@@ -397,6 +397,10 @@ def readme(params: Params, study: collect.Study, summary: pd.DataFrame,
             f'{base_label} at the same geometry, Holm over the variants of that geometry '
             '([`resolution.csv`](resolution.csv)).\n')
         add(resolution.resolution_markdown(axis))
+        uneven = resolution.uneven_floors(axis)
+        if uneven:
+            add(f'> **Floors differ by more than 0.01 in {head}** at: {", ".join(uneven)}. '
+                'There, part of the difference is the codecs\', not the formulations\'.\n')
         add('![Paired difference vs heatmap resolution](figures/resolution.png)\n')
 
     add('## Figures\n')
