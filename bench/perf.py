@@ -146,7 +146,9 @@ def loss_rows(params: Params, repeats: int, number: int) -> list[dict]:
                  ours_us=t[m], mmpose_us=t[None]) for m in steps if m is not None]
 
 
-def _step_fn(model, batch, optim):
+def train_step_fn(model, batch, optim):
+    """One optimisation step (preprocessor, loss forward, backward, optimizer) of ``model`` on
+    the collated ``batch``, as a closure to time."""
     def step():
         optim.zero_grad(set_to_none=True)
         data = model.data_preprocessor(batch, training=True)
@@ -177,7 +179,7 @@ def train_step_rows(params: Params, repeats: int, number: int) -> list[dict]:
         torch.manual_seed(0)
         model = build_pose_estimator(cfg.model).train()
         optim = torch.optim.Adam(model.parameters(), lr=1e-4)
-        steps[method] = _step_fn(model, batch, optim)
+        steps[method] = train_step_fn(model, batch, optim)
     times = _medians_us(steps, repeats, number)
     base = params.report.baseline
     return [dict(benchmark='train_step', case=f'{m} vs {base} (batch {batch_size})',

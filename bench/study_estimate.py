@@ -45,6 +45,7 @@ def step_ms(params: Params, method: str, steps: int = 5, warmup: int = 2) -> flo
     from mmpose.registry import DATASETS
 
     from bench.config import build_config
+    from bench.perf import train_step_fn
     init_default_scope('mmpose')
     stock = params.model_copy(update=dict(train=params.train.model_copy(
         update=dict(data_path='mmpose'))))
@@ -58,13 +59,7 @@ def step_ms(params: Params, method: str, steps: int = 5, warmup: int = 2) -> flo
     if params.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optim = torch.optim.Adam(model.parameters(), lr=1e-4, foreach=True)
-
-    def step():
-        optim.zero_grad(set_to_none=True)
-        data = model.data_preprocessor(batch, training=True)
-        losses = model(**data, mode='loss')
-        sum(v for k, v in losses.items() if 'loss' in k).backward()
-        optim.step()
+    step = train_step_fn(model, batch, optim)
 
     times = []
     for i in range(warmup + steps):

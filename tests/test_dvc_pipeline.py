@@ -54,21 +54,27 @@ def _state(run: RunPaths) -> tuple:
             (run.train / 'status.json').read_bytes())
 
 
-def test_dvc_repro_end_to_end(tmp_path):
-    repo = tmp_path / 'repo'
-    repo.mkdir()
+def dvc_repo(repo: Path, **params) -> Path:
+    """A fresh git + DVC repo at ``repo`` with the project's pipeline (``dvc.yaml``,
+    ``mmpose_configs/``, ``bench/``) and the tiny params with ``params`` overrides, committed."""
+    repo.mkdir(parents=True)
     for item in ('dvc.yaml', 'mmpose_configs', 'bench'):
         src = ROOT / item
         if src.is_dir():
             shutil.copytree(src, repo / item, ignore=shutil.ignore_patterns('__pycache__'))
         else:
             shutil.copy(src, repo / item)
-    write_params(repo, train={'epochs': 2})
+    write_params(repo, **params)
     _git(repo, 'init', '-q')
     _dvc(repo, 'init', '-q')
     shutil.copy(ROOT / '.dvcignore', repo / '.dvcignore')
     _git(repo, 'add', '-A')
     _git(repo, 'commit', '-qm', 'tiny study')
+    return repo
+
+
+def test_dvc_repro_end_to_end(tmp_path):
+    repo = dvc_repo(tmp_path / 'repo', train={'epochs': 2})
 
     out = _dvc(repo, 'repro')
     for stage in ('data', 'floor', 'tune@regression_dark', 'tune@cls_ohem',

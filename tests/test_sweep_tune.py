@@ -3,10 +3,8 @@ DVC pipeline on a tiny configuration, plus the units they rest on."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
@@ -177,23 +175,10 @@ def test_sweep_and_tuning_through_dvc(tmp_path):
     is the best of its trials on the validation split, its seeds train with it, the report
     shows the choice and draws the paired difference per resolution; a new geometry trains
     only the new runs."""
-    from test_dvc_pipeline import _dvc, _git
-    from bench.params import ROOT
-    repo = tmp_path / 'repo'
-    repo.mkdir()
-    for item in ('dvc.yaml', 'mmpose_configs', 'bench'):
-        src = ROOT / item
-        if src.is_dir():
-            shutil.copytree(src, repo / item, ignore=shutil.ignore_patterns('__pycache__'))
-        else:
-            shutil.copy(src, repo / item)
-    write_params(repo, train={'epochs': 1}, sweep=[{'heatmap_size': [8, 8], 'sigma': 1.0}],
-                 tune={'enabled': True, 'lrs': [0.0005, 0.02], 'epochs': 1})
-    _git(repo, 'init', '-q')
-    _dvc(repo, 'init', '-q')
-    shutil.copy(ROOT / '.dvcignore', repo / '.dvcignore')
-    _git(repo, 'add', '-A')
-    _git(repo, 'commit', '-qm', 'tiny sweep')
+    from test_dvc_pipeline import _dvc, dvc_repo
+    repo = dvc_repo(tmp_path / 'repo', train={'epochs': 1},
+                    sweep=[{'heatmap_size': [8, 8], 'sigma': 1.0}],
+                    tune={'enabled': True, 'lrs': [0.0005, 0.02], 'epochs': 1})
     _dvc(repo, 'repro')
 
     runs, reports = repo / 'runs', repo / 'reports'

@@ -293,25 +293,9 @@ def zoo_work(tmp_path_factory):
     """Every zoo method trained one tiny epoch (seed 0) and evaluated by ``dvc repro`` in a
     fresh git + DVC repo: data -> floor -> tune -> train -> evaluate -> report, the real
     pipeline (SimCC is the report's baseline, so that no other method needs training)."""
-    import shutil
-
-    from bench.params import ROOT
-    from test_dvc_pipeline import _dvc, _git
-    repo = tmp_path_factory.mktemp('zoo') / 'repo'
-    repo.mkdir()
-    for item in ('dvc.yaml', 'mmpose_configs', 'bench'):
-        src = ROOT / item
-        if src.is_dir():
-            shutil.copytree(src, repo / item, ignore=shutil.ignore_patterns('__pycache__'))
-        else:
-            shutil.copy(src, repo / item)
-    write_params(repo, train={'epochs': 1}, active_methods=list(ZOO),
-                 report={'baseline': 'simcc'})
-    _git(repo, 'init', '-q')
-    _dvc(repo, 'init', '-q')
-    shutil.copy(ROOT / '.dvcignore', repo / '.dvcignore')
-    _git(repo, 'add', '-A')
-    _git(repo, 'commit', '-qm', 'tiny zoo')
+    from test_dvc_pipeline import _dvc, dvc_repo
+    repo = dvc_repo(tmp_path_factory.mktemp('zoo') / 'repo', train={'epochs': 1},
+                    active_methods=list(ZOO), report={'baseline': 'simcc'})
     out = _dvc(repo, 'repro')
     for m in ZOO:
         assert f"Running stage 'train@{m}'" in out and f"Running stage 'evaluate@{m}'" in out

@@ -132,6 +132,8 @@ def resolution_figure(table: pd.DataFrame, methods: Sequence[str], labels: Mappi
                     ax.annotate(f'σ{sg:g}', (xi, yi), textcoords='offset points',
                                 xytext=(4, 4), fontsize=7, color=colors[v])
     ax.set_xticks(np.log2(sizes), [f'{s}' for s in sizes])
+    # half an octave of margin: one size alone would otherwise push the dodged points apart
+    ax.set_xlim(np.log2(sizes[0]) - 0.5, np.log2(sizes[-1]) + 0.5)
     ax.set_xlabel('heatmap size (input size scales with it)')
     ax.set_ylabel(f'Δ {metric} vs {baseline_label or "baseline"}')
     ax.set_title(f'Paired difference to the baseline vs heatmap resolution\n'
