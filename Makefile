@@ -5,7 +5,7 @@ VENV   := .venv
 STAMP  := $(VENV)/.posebench-installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup repro test test-fast perf study clean-runs gpu-check
+.PHONY: setup repro test test-fast perf profile paper study clean-runs gpu-check
 
 setup: $(STAMP)
 
@@ -35,14 +35,23 @@ perf: $(STAMP)
 gpu-check: $(STAMP)
 	python -m bench gpu-check
 
-# The full study profile (every method, 8 seeds, 20 epochs): hours on a CPU, see README.
-# It replaces params.yaml, so it refuses to overwrite uncommitted edits of it; `git checkout
-# params.yaml` goes back to the default profile.
-study: $(STAMP)
+# A profile (profiles/<P>/params.yaml: an override of params.yaml) runs beside the default
+# study, in its own folder: profiles/<P>/{data,runs,reports}, profiles/<P>/dvc.lock. Its
+# dvc.yaml is generated from the top-level one first. params.yaml is never overwritten.
+#   make paper              the paper's regime (64x64 heatmaps): ~45 min on 2 cores, see README
+#   make profile P=study    the full study profile: hours on a CPU, see README
+P ?=
+profile: $(STAMP)
+	@test -n "$(P)" || { echo "error: name a profile: make profile P=<name> (profiles/*/params.yaml)" >&2; exit 2; }
 	@test -d .dvc || dvc init -q
-	@cmp -s params.yaml params.study.yaml || git diff --quiet HEAD -- params.yaml || \
-	  { echo "error: params.yaml has uncommitted edits; commit or stash them before 'make study'" >&2; exit 1; }
-	cp params.study.yaml params.yaml && dvc repro
+	python -m bench pipeline $(P)
+	dvc repro profiles/$(P)/dvc.yaml
+
+paper:
+	$(MAKE) profile P=paper
+
+study:
+	$(MAKE) profile P=study
 
 clean-runs:
-	rm -rf runs
+	rm -rf runs profiles/*/runs

@@ -17,6 +17,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest='command', required=True, metavar='COMMAND')
 
     sub.add_parser('check-params', help='validate params.yaml and exit')
+    sp = sub.add_parser('pipeline', help='write profiles/<name>/dvc.yaml from the top-level '
+                        'dvc.yaml (a profile: a study beside the default one, its params '
+                        'an override of params.yaml; see bench/profiles.py)')
+    sp.add_argument('name', help='a folder of profiles/ with a params.yaml')
+    sp.add_argument('--check', action='store_true',
+                    help='write nothing; exit 1 when the committed dvc.yaml is out of date')
     sub.add_parser('data', help='generate (stickman) or validate (coco) the dataset, draw the '
                    'contact sheet, write data/manifest.json')
     for name, text in (('train', 'train every seed of one method (or one seed) with MMEngine\'s '
@@ -70,6 +76,22 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f'{args.params or "params.yaml"}: ok ({len(params.active_methods)} methods x '
               f'{len(params.seeds)} seeds)')
+        return 0
+    if args.command == 'pipeline':  # light: the schema and dvc.yaml only
+        from bench.params import ParamsError
+        from bench.profiles import pipeline, profile_dir, write_pipeline
+        try:
+            if args.check:
+                path = profile_dir(args.name) / 'dvc.yaml'
+                if not path.is_file() or path.read_text() != pipeline(args.name):
+                    print(f'error: {path} is out of date: run `python -m bench pipeline '
+                          f'{args.name}`', file=sys.stderr)
+                    return 1
+                return 0
+            print(f'wrote {write_pipeline(args.name)}')
+        except ParamsError as exc:
+            print(f'error: {exc}', file=sys.stderr)
+            return 2
         return 0
     if args.command == 'tune':
         from bench.params import ParamsError, load_params

@@ -53,15 +53,18 @@ def _stack(outputs: list):
     return torch.stack(outputs)
 
 
-def _test_samples(cfg) -> list[dict]:
-    """The test split through the method's test pipeline up to (excluding) packing: one dict
-    per instance with ``transformed_keypoints`` (1, K, 2) in the model-input frame,
-    ``keypoints`` (1, K, 2) in the image, ``keypoints_visible``, ``bbox`` and the
-    ``input_center`` / ``input_scale`` of the crop."""
+def _test_samples(cfg, ann_file: str | None = None) -> list[dict]:
+    """The test split (or the annotation file ``ann_file`` of another split) through the
+    method's test pipeline up to (excluding) packing: one dict per instance with
+    ``transformed_keypoints`` (1, K, 2) in the model-input frame, ``keypoints`` (1, K, 2) in the
+    image, ``keypoints_visible``, ``bbox`` and the ``input_center`` / ``input_scale`` of the
+    crop."""
     from mmpose.registry import DATASETS
     from mmpose.utils import register_all_modules
     register_all_modules(init_default_scope=True)  # no Runner here to set MMPose's scope
     ds_cfg = cfg.test_dataloader.dataset.copy()
+    if ann_file is not None:
+        ds_cfg['ann_file'] = ann_file
     ds_cfg['pipeline'] = [t for t in ds_cfg['pipeline'] if t['type'] != 'PackPoseInputs']
     dataset = DATASETS.build(ds_cfg)
     return [dataset[i] for i in range(len(dataset))]

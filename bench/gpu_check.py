@@ -6,7 +6,7 @@ folder and through the real stage commands (``python -m bench data|train|evaluat
 1. **determinism**: a tiny profile trains the headline regression and one classification method
    on the GPU with ``train.deterministic: true``, twice each in separate folders, and their
    ``metrics.json`` must be byte-identical;
-2. **throughput**: one epoch of the study profile (``params.study.yaml``: its model, input and
+2. **throughput**: one epoch of the study profile (``profiles/study``: its model, input and
    batch; ``--train-images`` caps the generated training set) per method, timed: wall time,
    training time, images per second, and the GPU utilisation sampled with ``nvidia-smi``.
 
@@ -38,15 +38,6 @@ TINY = {
     'seeds': [0],
     'eval': {'snapshot_epochs': [1], 'snapshot_images': 2},
 }
-
-
-def _merge(doc: dict, upd: dict) -> dict:
-    for k, v in upd.items():
-        if isinstance(v, dict) and isinstance(doc.get(k), dict):
-            _merge(doc[k], v)
-        else:
-            doc[k] = v
-    return doc
 
 
 def _bench(work: Path, *args: str, timeout: int = 1800) -> float:
@@ -103,7 +94,8 @@ def _workdir(root: Path, name: str, params: dict, data_from: Path | None = None)
 
 
 def determinism(root: Path, methods: list[str]) -> dict:
-    params = _merge(yaml.safe_load((ROOT / 'params.yaml').read_text()), TINY)
+    from bench.params import merge
+    params = merge(yaml.safe_load((ROOT / 'params.yaml').read_text()), TINY)
     params['active_methods'] = list(dict.fromkeys([params['report']['baseline'], *methods]))
     data = _workdir(root, 'tiny_data', params)
     _bench(data, 'data')
@@ -123,7 +115,8 @@ def determinism(root: Path, methods: list[str]) -> dict:
 
 
 def throughput(root: Path, train_images: int | None) -> dict:
-    params = yaml.safe_load((ROOT / 'params.study.yaml').read_text())
+    from bench.params import resolve_raw
+    params = resolve_raw(ROOT / 'profiles' / 'study' / 'params.yaml')
     st = params['data']['stickman']
     if train_images:
         st['train'] = min(st['train'], int(train_images))

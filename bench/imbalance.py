@@ -3,8 +3,9 @@ real encoded targets, and what hard negative mining would keep of it.
 
 The paper's loss ideas (mining, balancing) fight an imbalance that grows with the heatmap
 resolution at a fixed sigma in heatmap pixels: the keypoints' pixels stay about as many while
-the map grows quadratically. This module measures it on the test split's targets, so the README
-can say at which resolutions there is anything to fight.
+the map grows quadratically. This module measures it on the train split's targets (what the
+losses see, without augmentation), so the README can say at which resolutions there is anything
+to fight.
 """
 from __future__ import annotations
 

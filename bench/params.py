@@ -232,6 +232,10 @@ class MethodParams(_Strict):
         if v['type'] not in known:
             raise ValueError(f"unknown loss type {v['type']!r}; registered: "
                              f"{', '.join(sorted(n for n in known if 'Pixel' in n or 'Keypoint' in n))}, ...")
+        if v['type'] == 'PixelCrossEntropyLoss' and v.get('balance') not in (None, 'count',
+                                                                               'value'):
+            raise ValueError(f"balance={v['balance']!r}: one of null, 'count' (class-weighted) "
+                             f"or 'value' (value-balanced)")
         ratio = v.get('neg_pos_ratio')
         if ratio is not None and not (isinstance(ratio, (int, float)) and ratio > 0):
             raise ValueError(f'neg_pos_ratio={ratio!r}: must be a number > 0 (or null)')
@@ -382,10 +386,11 @@ def _format(err: ValidationError, path: Path) -> str:
     return f'{path}: {loc} = {value_s}: {msg}'
 
 
-def load_params(path: str | Path | None = None) -> Params:
-    """Read and validate a params file (default: ``<workdir>/params.yaml``); raise
-    :class:`ParamsError` with a one-line message."""
-    path = Path(path) if path is not None else workdir() / 'params.yaml'
+#: The key of a profile's params file that names the file it overrides (relative to itself).
+EXTENDS = 'extends'
+
+
+def read_mapping(path: Path) -> dict:
     try:
         raw = yaml.safe_load(path.read_text())
     except OSError as exc:
@@ -396,6 +401,46 @@ def load_params(path: str | Path | None = None) -> Params:
         raise ParamsError(f'{path}: invalid YAML{where}') from None
     if not isinstance(raw, dict):
         raise ParamsError(f'{path}: must be a mapping of sections, got {type(raw).__name__}')
+    return raw
+
+
+def merge(base: dict, override: dict) -> dict:
+    """``override`` laid over ``base``: mappings merge key by key (recursively), anything else
+    (a list, a number, a string) is replaced whole."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def resolve_raw(path: Path, _seen: tuple = ()) -> dict:
+    """The raw mapping of the params file ``path`` with its ``extends`` chain applied: a profile
+    (``profiles/<name>/params.yaml``) lists only what differs from the file it extends."""
+    path = path.resolve()
+    if path in _seen:
+        raise ParamsError(f'{path}: `{EXTENDS}` makes a cycle '
+                          f'({" -> ".join(str(p) for p in _seen + (path,))})')
+    raw = read_mapping(path)
+    parent = raw.pop(EXTENDS, None)
+    if parent is None:
+        return raw
+    if not isinstance(parent, str):
+        raise ParamsError(f'{path}: `{EXTENDS}` must be a path (relative to this file), '
+                          f'got {parent!r}')
+    base = path.parent / parent
+    if not base.is_file():
+        raise ParamsError(f'{path}: `{EXTENDS}: {parent}`: no such file {base}')
+    return merge(resolve_raw(base, _seen + (path,)), raw)
+
+
+def load_params(path: str | Path | None = None) -> Params:
+    """Read and validate a params file (default: ``<workdir>/params.yaml``), its ``extends``
+    chain applied; raise :class:`ParamsError` with a one-line message."""
+    path = Path(path) if path is not None else workdir() / 'params.yaml'
+    raw = resolve_raw(path)
     try:
         return Params.model_validate(raw)
     except ValidationError as err:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.params import ROOT
+from bench.params import ROOT, merge
 
 TINY = {
     'data': {'workers': 1, 'stickman': {'image_size': [96, 96], 'train': 48, 'val': 8,
@@ -25,19 +25,8 @@ TINY = {
 }
 
 
-def deep_update(doc: dict, upd: dict) -> dict:
-    for k, v in upd.items():
-        if isinstance(v, dict) and isinstance(doc.get(k), dict):
-            deep_update(doc[k], v)
-        else:
-            doc[k] = v
-    return doc
-
-
 def write_params(workdir: Path, **overrides) -> Path:
-    doc = yaml.safe_load((ROOT / 'params.yaml').read_text())
-    deep_update(doc, TINY)
-    deep_update(doc, overrides)
+    doc = merge(merge(yaml.safe_load((ROOT / 'params.yaml').read_text()), TINY), overrides)
     path = workdir / 'params.yaml'
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path

@@ -24,7 +24,7 @@ def params(tiny_data):
 
 @pytest.mark.parametrize('method', ['regression_dark', 'regression', 'regression_ohkm', 'cls_ce',
                                     'cls_ohem', 'cls_ohem1',
-                                    'cls_balanced', 'cls_focal',
+                                    'cls_weighted', 'cls_focal',
                                     # the zoo (tests/test_zoo.py)
                                     'simcc', 'regression_udp', 'rle', 'dsnt',
                                     'regression_focal'])

@@ -137,3 +137,35 @@ def test_dvc_repro_end_to_end(tmp_path):
     assert len(table.strip().splitlines()) == 1 + 4, table  # 2 methods x 2 seeds
     assert set(json.loads((runs / 'metrics' / 'cls_ohem.json').read_text())) == \
         {'seed0', 'seed1'}
+
+
+def test_a_profile_runs_beside_the_default_study(tmp_path):
+    """``profiles/<name>/``: an override of params.yaml and the generated pipeline; ``dvc repro
+    profiles/<name>/dvc.yaml`` writes the profile's data, runs and report in its folder, reads
+    the override (its seed, its epochs), never touches the top-level params.yaml or the
+    default study's folders, and leaves ``dvc status`` clean for that pipeline."""
+    repo = dvc_repo(tmp_path / 'repo', train={'epochs': 2})
+    prof = repo / 'profiles' / 'tiny'
+    prof.mkdir(parents=True)
+    (prof / 'params.yaml').write_text('extends: ../../params.yaml\nprofile: tiny\n'
+                                      'active_methods: [regression_dark]\nseeds: [3]\n'
+                                      'train: {epochs: 1}\n')
+    params_before = (repo / 'params.yaml').read_bytes()
+    proc = subprocess.run([sys.executable, '-m', 'bench', 'pipeline', 'tiny'], cwd=repo,
+                          env=_env(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    _git(repo, 'add', '-A')
+    _git(repo, 'commit', '-qm', 'tiny profile')
+    out = _dvc(repo, 'repro', 'profiles/tiny/dvc.yaml')
+    assert "Running stage 'profiles/tiny/dvc.yaml:train@regression_dark'" in out, out[-3000:]
+    assert not (repo / 'runs').exists() and not (repo / 'reports').exists()
+    assert (repo / 'params.yaml').read_bytes() == params_before
+    status = json.loads((RunPaths('regression_dark', 3, prof / 'runs').train / 'status.json')
+                        .read_text())
+    assert status['status'] == 'ok'
+    live = RunPaths('regression_dark', 3, prof / 'runs').live
+    assert (live / 'plots' / 'metrics' / 'val' / 'PCK.tsv').read_text().count('\n') == 2  # 1 epoch
+    readme = (prof / 'reports' / 'README.md').read_text()
+    assert '1 epochs' in readme and (prof / 'reports' / 'figures' / 'heatmaps.png').is_file()
+    assert 'Data and pipelines are up to date' in _dvc(repo, 'repro', 'profiles/tiny/dvc.yaml')
+    assert 'up to date' in _dvc(repo, 'status', 'profiles/tiny/dvc.yaml')

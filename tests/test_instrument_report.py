@@ -82,3 +82,62 @@ def test_mechanism_table_and_figure(tmp_path):
     # nothing logged: a placeholder, still written (a DVC out)
     empty = SimpleNamespace(curves=study.curves.iloc[:0])
     assert instrument.mechanism_figure(empty, ['cls_ohem'], {}, tmp_path / 'e.png').is_file()
+
+
+def _mech_study(kept: dict, ratios: dict):
+    """Curves of methods with per-epoch kept fractions and part ratios (seeds 0 and 1)."""
+    rows = []
+    for m in set(kept) | set(ratios):
+        for seed in (0, 1):
+            for epoch, (k, r) in enumerate(zip(kept.get(m, [None] * 3),
+                                               ratios.get(m, [None] * 3)), start=1):
+                if k is not None:
+                    rows.append((m, seed, 'train/bg_kept', epoch, k))
+                if r is not None:
+                    rows.append((m, seed, 'train/part_ratio', epoch, r))
+    return SimpleNamespace(curves=pd.DataFrame(rows, columns=['method', 'seed', 'name',
+                                                              'epoch', 'value']))
+
+
+def test_mechanism_verdicts_name_what_each_method_was():
+    """Mining that kept >= 99% of the background is plain CE; a balancing loss whose parts sat
+    more than 3x apart at any epoch is not balanced in value; both are said, with a warning."""
+    study = _mech_study(
+        kept={'ohem_idle': [1.0, 1.0, 0.995], 'ohem_acts': [0.4, 0.37, 0.36],
+              'weighted': [1.0, 1.0, 1.0], 'vbal': [1.0, 1.0, 1.0]},
+        ratios={'ohem_idle': [0.5, 0.2, 0.1], 'ohem_acts': [0.5, 0.3, 0.3],
+                'weighted': [0.9, 0.13, 0.07], 'vbal': [1.0, 1.0, 1.0]})
+    losses = {'ohem_idle': {'neg_pos_ratio': 3}, 'ohem_acts': {'neg_pos_ratio': 3},
+              'weighted': {'balance': 'count'}, 'vbal': {'balance': 'value'}}
+    methods = ['ohem_idle', 'ohem_acts', 'weighted', 'vbal']
+    v = instrument.mechanism_verdicts(study, methods, losses, {}).set_index('method')
+    assert v.loc['ohem_idle', 'mining_acts'] is False or not v.loc['ohem_idle', 'mining_acts']
+    assert 'plain CE' in v.loc['ohem_idle', 'what_it_was']
+    assert v.loc['ohem_acts', 'mining_acts'] and v.loc['ohem_acts', 'what_it_was'] == ''
+    assert v.loc['ohem_acts', 'bg_kept_mean'] == pytest.approx(np.mean([0.4, 0.37, 0.36]))
+    assert not v.loc['weighted', 'balanced'] and '14× apart' in v.loc['weighted', 'what_it_was']
+    assert v.loc['vbal', 'balanced'] and v.loc['vbal', 'what_it_was'] == ''
+    assert v.loc['vbal', 'mining_acts'] is None  # no mining: nothing to say
+    md = instrument.verdicts_markdown(v.reset_index())
+    assert md.count('> **Warning') == 2
+    assert 'Warning — ohem_idle' in md and 'Warning — weighted' in md
+    assert 'Warning — vbal' not in md and 'Warning — ohem_acts' not in md
+
+
+def test_mining_panel_draws_only_the_methods_that_mine(tmp_path, monkeypatch):
+    """A loss without mining keeps all background by definition: its line (at 1.0) is left
+    out of the mining panel, where it would hide a mining method's line at 1.0."""
+    import matplotlib.axes
+    drawn = []
+    real = matplotlib.axes.Axes.plot
+
+    def spy(self, *args, **kwargs):
+        drawn.append((self.get_title(), kwargs.get('label')))
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(matplotlib.axes.Axes, 'plot', spy)
+    study = _mech_study(kept={'ohem': [0.4, 0.4, 0.4], 'vbal': [1.0, 1.0, 1.0]},
+                        ratios={'ohem': [0.3, 0.3, 0.3], 'vbal': [1.0, 1.0, 1.0]})
+    instrument.mechanism_figure(study, ['ohem', 'vbal'], {}, tmp_path / 'm.png',
+                                miners=['ohem'])
+    # titles are set after plotting: the first panel's lines come first, one per method
+    assert [label for _, label in drawn] == ['ohem', 'ohem', 'vbal']

@@ -11,8 +11,10 @@ from mmpose.registry import MODELS
 LOSS_CONFIGS = [
     dict(type='PixelCrossEntropyLoss'),
     dict(type='PixelCrossEntropyLoss', neg_pos_ratio=3),
-    dict(type='PixelCrossEntropyLoss', balance=True),
-    dict(type='PixelCrossEntropyLoss', neg_pos_ratio=2, balance=True),
+    dict(type='PixelCrossEntropyLoss', balance='count'),
+    dict(type='PixelCrossEntropyLoss', neg_pos_ratio=2, balance='count'),
+    dict(type='PixelCrossEntropyLoss', balance='value'),
+    dict(type='PixelCrossEntropyLoss', neg_pos_ratio=3, balance='value', part_ratio=2.0),
     dict(type='PixelCrossEntropyLoss', use_target_weight=True),
     dict(type='PixelFocalLoss'),
     dict(type='PixelFocalLoss', gamma=0.5, alpha=0.25),
@@ -150,7 +152,7 @@ def test_balance_weights_fg_and_bg_equally():
     torch.testing.assert_close(plain,
                                torch.tensor((math.log(2) + 3 * math.log(4)) /
                                             4))
-    balanced_fn = PixelCrossEntropyLoss(balance=True)
+    balanced_fn = PixelCrossEntropyLoss(balance='count')
     balanced = balanced_fn(logits, target)
     torch.testing.assert_close(balanced,
                                torch.tensor(0.5 * math.log(2) +
@@ -163,10 +165,10 @@ def test_balance_weights_fg_and_bg_equally():
     bg_only = torch.zeros(1, 2, 2, 2)
     bg_only[0, 0] = 1
     torch.testing.assert_close(
-        PixelCrossEntropyLoss(balance=True)(logits, bg_only),
+        PixelCrossEntropyLoss(balance='count')(logits, bg_only),
         ce_map(logits, bg_only).mean())
     # with mining, the balance is over the kept pixels
-    fn = PixelCrossEntropyLoss(balance=True, neg_pos_ratio=1)
+    fn = PixelCrossEntropyLoss(balance='count', neg_pos_ratio=1)
     torch.testing.assert_close(
         fn(logits, target),
         torch.tensor(0.5 * math.log(2) + 0.5 * math.log(4)))
@@ -200,7 +202,7 @@ def test_loss_vanishes_for_confident_correct_logits(cfg):
 @pytest.mark.parametrize('cfg', [
     dict(type='PixelCrossEntropyLoss'),
     dict(type='PixelCrossEntropyLoss', neg_pos_ratio=3),
-    dict(type='PixelCrossEntropyLoss', balance=True),
+    dict(type='PixelCrossEntropyLoss', balance='count'),
     dict(type='PixelFocalLoss', gamma=0.0),
 ])
 def test_soft_ce_gradient_vanishes_at_target(cfg):
@@ -342,7 +344,7 @@ def test_balanced_parts_same_order_at_initialisation():
     balanced loss's two parts are within 3x of each other; plain CE's are not."""
     target = encoded_target()
     logits = 1e-3 * torch.randn(target.shape, generator=torch.Generator().manual_seed(1))
-    bal = PixelCrossEntropyLoss(balance=True)
+    bal = PixelCrossEntropyLoss(balance='count')
     bal(logits, target)
     r = float(bal.last_parts['bg'] / bal.last_parts['fg'])
     assert 1 / 3 <= r <= 3, r
@@ -364,3 +366,77 @@ def test_gradient_equals_torch_soft_cross_entropy():
     ref.backward()
     torch.testing.assert_close(a.grad, b.grad)
     torch.testing.assert_close(ref - ours, entropy_map(target).mean())
+
+
+def _parts_ratio(loss_fn) -> float:
+    return float(loss_fn.last_parts['bg'] / loss_fn.last_parts['fg'])
+
+
+@pytest.mark.parametrize('ratio', [1.0, 2.0])
+def test_value_balanced_parts_equal_at_init_and_after_steps(ratio):
+    """On a target encoded at the paper's geometry (64x64 heatmaps, sigma 1.5), the
+    value-balanced loss's background and positive parts stand at ``part_ratio`` at
+    initialisation and after every one of a few Adam steps, while the loss value stays the
+    unbalanced mean's; plain CE's parts drift apart as the background is learnt."""
+    target = encoded_target()
+    logits = (1e-3 * torch.randn(target.shape, generator=torch.Generator().manual_seed(3))
+              ).requires_grad_(True)
+    fn = PixelCrossEntropyLoss(balance='value', part_ratio=ratio)
+    plain = PixelCrossEntropyLoss()
+    opt = torch.optim.Adam([logits], lr=0.05)
+    for step in range(6):
+        loss = fn(logits, target)
+        assert _parts_ratio(fn) == pytest.approx(ratio, rel=1e-5), step
+        torch.testing.assert_close(loss.detach(), plain(logits, target).detach())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    plain(logits, target)
+    assert _parts_ratio(plain) > 3 * ratio  # what there is to balance
+
+
+def test_value_balanced_gradient_matches_hand_written_reference():
+    """d loss / d logits = w (p - t) per pixel and channel (the soft cross-entropy's gradient,
+    ``sum_c t_c = 1``), with ``w = a_bg / N`` on background pixels and ``a_fg / N`` on positive
+    ones, ``a_bg = S r / (1 + r) / B``, ``a_fg = S / (1 + r) / F``: B and F the background and
+    positive sums of the per-pixel KL over N pixels, S = B + F. Computed here in float64 from
+    the definitions, not with the loss's code."""
+    target = encoded_target(W=32, H=32)
+    logits = torch.randn(target.shape, generator=torch.Generator().manual_seed(4))
+    r = 0.5
+    z = logits.clone().requires_grad_(True)
+    PixelCrossEntropyLoss(balance='value', part_ratio=r)(z, target).backward()
+
+    t = target.double().numpy()[0]
+    zz = logits.double().numpy()[0]
+    import numpy as np
+    p = np.exp(zz - zz.max(0)) / np.exp(zz - zz.max(0)).sum(0)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        kl = np.where(t > 0, t * (np.log(np.where(t > 0, t, 1)) - np.log(p)), 0).sum(0)
+    bg = t[0] >= 0.9
+    n = kl.size
+    b, f = kl[bg].sum() / n, kl[~bg].sum() / n
+    s = b + f
+    w = np.where(bg, s * r / (1 + r) / b, s / (1 + r) / f) / n
+    ref = w[None] * (p - t)
+    np.testing.assert_allclose(z.grad.double().numpy()[0], ref, rtol=1e-4, atol=1e-9)
+
+
+def test_value_balanced_with_one_part_empty_keeps_the_other():
+    """A batch without positive pixels: the background part carries the whole loss (no
+    division by a zero part)."""
+    target = encoded_target(W=16, H=16)
+    bg_only = torch.zeros_like(target)
+    bg_only[:, 0] = 1
+    logits = torch.randn(target.shape, generator=torch.Generator().manual_seed(5))
+    fn = PixelCrossEntropyLoss(balance='value')
+    loss = fn(logits, bg_only)
+    torch.testing.assert_close(loss, PixelCrossEntropyLoss()(logits, bg_only))
+    assert float(fn.last_parts['fg']) == 0.0 and torch.isfinite(loss)
+
+
+def test_balance_mode_is_checked():
+    with pytest.raises(ValueError, match='balance must be one of'):
+        PixelCrossEntropyLoss(balance=True)
+    with pytest.raises(ValueError, match='part_ratio'):
+        PixelCrossEntropyLoss(balance='value', part_ratio=0)

@@ -79,7 +79,7 @@ def test_invalid_params_give_one_line(tmp_path, edit, expected):
 def test_shipped_params_are_valid():
     params = load_params(ROOT / 'params.yaml')
     assert set(params.active_methods) <= set(params.methods)
-    study = load_params(ROOT / 'params.study.yaml')
+    study = load_params(ROOT / 'profiles' / 'study' / 'params.yaml')
     assert len(study.seeds) >= 8 and study.train.epochs >= 15
     assert set(study.active_methods) == set(study.methods)
 

@@ -25,7 +25,7 @@ COCO_JOINTS = ['nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear', 'left_s
 # method -> (formulation, error scale of its keypoints: smaller = better)
 KINDS = {'regression': ('regression', 0.11), 'regression_dark': ('regression', 0.105),
          'regression_ohkm': ('regression', 0.10),
-         'cls_ohem': ('classification', 0.07), 'cls_balanced': ('classification', 0.08),
+         'cls_ohem': ('classification', 0.07), 'cls_weighted': ('classification', 0.08),
          'cls_focal': ('classification', 0.075)}
 THRESHOLDS = (0.05, 0.1, 0.2)
 CURVE_THR = np.arange(50) / 50 * 0.5                 # KeypointRecorder's curve
@@ -187,6 +187,7 @@ def make_fake_runs(root: Path, methods, seeds, *, k: int = 17, n_instances: int 
             if kind == 'classification':
                 _tsv(live / 'train' / 'bg_part.tsv', 'bg_part', 0.05 * np.exp(-e / 2) + 0.01)
                 _tsv(live / 'train' / 'fg_part.tsv', 'fg_part', 2 * np.exp(-e / 3) + 0.3)
+                _tsv(live / 'train' / 'bg_kept.tsv', 'bg_kept', np.ones(epochs))
 
             snaps = paths.snapshots
             snaps.mkdir(parents=True, exist_ok=True)
@@ -199,7 +200,7 @@ def make_fake_runs(root: Path, methods, seeds, *, k: int = 17, n_instances: int 
 
 # ---------------------------------------------------------------------------------- fixtures
 
-BASE_METHODS = ('regression', 'cls_ohem', 'cls_balanced')
+BASE_METHODS = ('regression', 'cls_ohem', 'cls_weighted')
 
 
 @pytest.fixture(scope='module')
@@ -263,12 +264,12 @@ def test_summary_and_comparison_tables(study3, base_params):
     assert (head['n'] == 3).all()
     assert (head['ci_low'] <= head['mean']).all() and (head['mean'] <= head['ci_high']).all()
     # the built-in effect: both classification methods beat the regression baseline
-    assert (head.loc[['cls_ohem', 'cls_balanced'], 'mean'] > head.loc['regression', 'mean']).all()
+    assert (head.loc[['cls_ohem', 'cls_weighted'], 'mean'] > head.loc['regression', 'mean']).all()
 
     comp = pd.read_csv(out / 'comparison.csv')
     # every metric but the per-pixel ECE, which the regression baseline does not have
     assert len(comp) == 2 * (len(metrics) - 1) and 'pixel_ECE' not in set(comp.metric)
-    assert set(comp.variant) == {'cls_ohem', 'cls_balanced'} and set(comp.baseline) == {'regression'}
+    assert set(comp.variant) == {'cls_ohem', 'cls_weighted'} and set(comp.baseline) == {'regression'}
     assert {'p_holm', 'p_permutation', 'p_ttest', 'min_attainable_p', 'seed_win_rate',
             'n_censored', 'image_diff', 'image_ci_low', 'image_ci_high',
             'image_p'} <= set(comp.columns)
@@ -295,7 +296,9 @@ def test_summary_and_comparison_tables(study3, base_params):
                                                                 abs=1e-5)
     readme = (out / 'README.md').read_text()
     assert 'and Holm over 2 variants no exact test can go below p=0.5' in readme
-    assert (f'{label(base_params, "cls_ohem")} vs {label(base_params, "regression")} on '
+    # (the variant's name carries what its mechanisms were: test_report_names_mechanisms...)
+    assert (f'{label(base_params, "cls_ohem")} (in this regime: mining kept ≥ 99% of the '
+            f'background: plain CE on these targets) vs {label(base_params, "regression")} on '
             'PCK@0.1') in readme
     assert 'seed win rate' in readme and 'P(better)' not in readme
     # per-stage wall time of `dvc repro`: data 12 s + 9 trainings + 9 evaluations of 5 s
@@ -303,6 +306,24 @@ def test_summary_and_comparison_tables(study3, base_params):
     assert re.search(r'\| wall time: data +\| 12 s ', readme)
     assert re.search(r'\| wall time: evaluate +\| 45 s for 9 run\(s\), 5 s per run ', readme)
     assert re.search(rf'\| wall time: total +\| {12 + 45 + train_total:.0f} s ', readme)
+
+
+def test_report_names_mechanisms_that_did_not_act(study3, base_params):
+    """Mining that kept all the background (cls_ohem's logged bg_kept is 1 at every epoch) and
+    a class-weighted loss whose parts sat ~100x apart get a warning each, and the conclusion
+    names those methods for what they were; every generated markdown file is free of template
+    residue."""
+    out = study3 / 'reports'
+    readme = (out / 'README.md').read_text()
+    ohem, weighted = label(base_params, 'cls_ohem'), label(base_params, 'cls_weighted')
+    assert f'> **Warning — {ohem}**: mining kept ≥ 99% of the background' in readme
+    assert f'> **Warning — {weighted}**: its parts were up to' in readme
+    conclusion = readme[readme.index('## Conclusion'):]
+    assert f'{ohem} (in this regime: mining kept ≥ 99% of the background: plain CE' in conclusion
+    assert f'{weighted} (in this regime: its parts were up to' in conclusion
+    for md in out.glob('*.md'):
+        residue = re.findall(r'\{[A-Za-z_][A-Za-z_0-9.]*\}', md.read_text())
+        assert not residue, f'{md.name}: unformatted template field(s) {residue}'
 
 
 def test_report_is_deterministic(study3, base_params, tmp_path):
@@ -351,7 +372,7 @@ def test_diverged_run_is_excluded_and_listed(base_params, tmp_path):
     assert n['cls_ohem'] == 2 and n['regression'] == 3
     comp = pd.read_csv(out / 'comparison.csv').set_index(['variant', 'metric'])
     assert comp.loc[('cls_ohem', 'PCK@0.1'), 'n'] == 2           # paired on seeds 0 and 2
-    assert comp.loc[('cls_balanced', 'PCK@0.1'), 'n'] == 3
+    assert comp.loc[('cls_weighted', 'PCK@0.1'), 'n'] == 3
     runs = pd.read_csv(out / 'runs.csv')
     failed = runs[runs.status != 'ok']
     assert list(zip(failed.method, failed.seed)) == [('cls_ohem', 1)]

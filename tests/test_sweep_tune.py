@@ -215,3 +215,41 @@ def test_sweep_and_tuning_through_dvc(tmp_path):
     assert 'cls_ohem/seed0: already trained' in out and 'cls_ohem/hm8s1-seed0: already trained' in out
     assert "Running stage 'tune@cls_ohem'" not in out  # the rate does not depend on the sweep
     assert list(pd.read_csv(reports / 'resolution.csv').geometry) == ['hm4s1', 'hm8s1', 'hm16s1.5']
+
+
+@pytest.mark.slow
+def test_tuning_and_training_never_read_the_test_split(tiny_work):
+    """Learning rates and the recipe are chosen on validation only: with the test split's
+    annotations and images deleted, the tune stage (tuning on) and the train stage (its
+    validation curves) still run to the end; only the evaluate stage needs the test split."""
+    from conftest import bench
+    write_params(tiny_work, train={'epochs': 1},
+                 tune={'enabled': True, 'lrs': [0.001, 0.01], 'epochs': 1})
+    root = tiny_work / 'data' / 'stickman'
+    test_files = [img['file_name'] for img in
+                  json.loads((root / 'annotations' / 'test.json').read_text())['images']]
+    (root / 'annotations' / 'test.json').unlink()
+    for name in test_files:
+        (root / 'images' / name).unlink()
+    bench(tiny_work, 'tune', '--method', 'cls_ohem')
+    assert json.loads((tiny_work / 'runs' / 'tuned' / 'cls_ohem.json').read_text())['enabled']
+    bench(tiny_work, 'train', '--method', 'cls_ohem')
+    assert (RunPaths('cls_ohem', 0, tiny_work / 'runs').train / 'final.pth').is_file()
+    out = bench(tiny_work, 'evaluate', '--method', 'cls_ohem', check=False)
+    assert out.returncode != 0  # the split really is gone: evaluation cannot run
+
+
+def test_tuning_markdown_says_when_a_choice_sits_at_the_grids_end():
+    from bench.report.tuning import tuning_markdown
+    table = pd.DataFrame([
+        dict(method='a', label='A', tuned=True, lr=0.016, **{'val_PCK@lr=0.004': 0.5,
+                                                              'val_PCK@lr=0.008': 0.52,
+                                                              'val_PCK@lr=0.016': 0.55}),
+        dict(method='b', label='B', tuned=True, lr=0.008, **{'val_PCK@lr=0.004': 0.5,
+                                                              'val_PCK@lr=0.008': 0.6,
+                                                              'val_PCK@lr=0.016': 0.55})])
+    md = tuning_markdown(table, epochs=4, seed=0, lr=0.008)
+    assert '**0.550**' in md and '**0.600**' in md
+    assert 'at an end of the grid (0.004–0.016) for A: a wider grid' in md
+    inside = tuning_markdown(table.iloc[1:], epochs=4, seed=0, lr=0.008)
+    assert 'end of the grid' not in inside

@@ -49,11 +49,11 @@ def _build_head(cfg):
 def test_zoo_methods_are_defined_but_not_in_the_default_profile():
     from bench.params import ROOT
     default = load_params(ROOT / 'params.yaml')
-    study = load_params(ROOT / 'params.study.yaml')
+    study = load_params(ROOT / 'profiles' / 'study' / 'params.yaml')
     for m in ZOO:
         assert m in default.methods and default.methods[m].label
         assert m in study.methods and m in study.active_methods
-    assert list(default.active_methods) == ['regression_dark', 'cls_ohem', 'cls_balanced']
+    assert list(default.active_methods) == ['regression_dark', 'cls_ohem', 'cls_weighted']
 
 
 @pytest.mark.parametrize('model, sigma_bins, featmap', [

@@ -51,6 +51,8 @@ from torch import Tensor, nn
 from mmpose.registry import MODELS
 
 _MASKED_LOGIT = -1e30
+#: ``PixelCrossEntropyLoss(balance=...)``: none, class-weighted, value-balanced.
+BALANCE_MODES = (None, 'count', 'value')
 
 
 def _log_probs(output: Tensor, target_weights: Optional[Tensor],
@@ -110,11 +112,28 @@ class PixelCrossEntropyLoss(nn.Module):
             positive pixel; never more than the image has); the loss is the
             mean over the kept pixels of the whole batch. ``None`` (default)
             keeps every pixel
-        balance (bool): If True, the loss is ``0.5 * mean over positive
-            pixels + 0.5 * mean over background pixels`` (of the kept pixels
-            when mining), so both parts weigh the same whatever their pixel
-            counts; when the batch has no positive (or no background) pixel
-            the other part gets the full weight. Defaults to False
+        balance (str, optional): How the background and the positive
+            pixels' parts of the loss are weighed (of the kept pixels when
+            mining):
+
+            - ``None`` (default): every kept pixel weighs the same (the mean
+              over the kept pixels);
+            - ``'count'`` (class-weighted CE): ``0.5 * mean over positive
+              pixels + 0.5 * mean over background pixels``: both pixel
+              *groups* weigh the same whatever their counts, but the parts'
+              *values* still differ by the groups' mean losses (measured:
+              an order of magnitude once the background is learnt);
+            - ``'value'`` (value-balanced CE, the paper's "parts of the same
+              order of magnitude"): the mean loss is split into its two
+              parts and each is rescaled by a factor without gradient so
+              that ``background part / positive part = part_ratio`` at every
+              step, the total keeping the unscaled mean's value
+              (:meth:`value_factors`).
+
+            When the batch has no positive (or no background) pixel the
+            other part gets the full weight. Defaults to None
+        part_ratio (float): ``balance='value'`` only: the background part
+            over the positive part. Defaults to 1.0 (equal parts)
         min_negatives (int): Background pixels kept by mining in an image
             without positive pixels. Defaults to 64
         bg_threshold (float): A pixel is background when its background
@@ -127,7 +146,8 @@ class PixelCrossEntropyLoss(nn.Module):
 
     def __init__(self,
                  neg_pos_ratio: Optional[float] = None,
-                 balance: bool = False,
+                 balance: Optional[str] = None,
+                 part_ratio: float = 1.0,
                  min_negatives: int = 64,
                  bg_threshold: float = 0.9,
                  use_target_weight: bool = False,
@@ -137,8 +157,13 @@ class PixelCrossEntropyLoss(nn.Module):
             raise ValueError('neg_pos_ratio must be >= 0')
         if not 0.0 < bg_threshold <= 1.0:
             raise ValueError(f'bg_threshold must be in (0, 1], got {bg_threshold}')
+        if balance not in BALANCE_MODES:
+            raise ValueError(f'balance must be one of {BALANCE_MODES}, got {balance!r}')
+        if not part_ratio > 0:
+            raise ValueError(f'part_ratio must be > 0, got {part_ratio}')
         self.neg_pos_ratio = neg_pos_ratio
         self.balance = balance
+        self.part_ratio = float(part_ratio)
         self.min_negatives = int(min_negatives)
         self.bg_threshold = float(bg_threshold)
         self.use_target_weight = use_target_weight
@@ -187,7 +212,7 @@ class PixelCrossEntropyLoss(nn.Module):
         else:
             keep = torch.ones_like(pos)
         keep_f = keep.float()
-        if self.balance:
+        if self.balance == 'count':
             fg_k, bg_k = keep_f * pos, keep_f * bg
             n_fg, n_bg = fg_k.sum(), bg_k.sum()
             parts = (n_fg > 0).float() + (n_bg > 0).float()
@@ -195,7 +220,28 @@ class PixelCrossEntropyLoss(nn.Module):
                 / parts.clamp(min=1.0)
         else:
             weight = keep_f / keep_f.sum().clamp(min=1.0)
+            if self.balance == 'value':
+                weight = weight * self.value_factors(pixel_loss, weight, bg)
         return weight, keep
+
+    def value_factors(self, pixel_loss: Tensor, weight: Tensor,
+                      bg: Tensor) -> Tensor:
+        """Per-pixel factors (B, H, W), without gradient, that rescale the
+        background part ``b = sum(weight * pixel_loss over background)`` and
+        the positive part ``f`` to ``S r / (1 + r)`` and ``S / (1 + r)``,
+        ``S = b + f``, ``r = part_ratio``. A part that is 0 (no such pixel
+        kept, or every one predicted perfectly) cannot be scaled up: the
+        other part then carries the whole ``S``."""
+        with torch.no_grad():
+            contrib = pixel_loss.detach() * weight
+            b, f = (contrib * bg).sum(), (contrib * ~bg).sum()
+            total, r = b + f, self.part_ratio
+            one, zero = total.new_tensor(1.0), total.new_tensor(0.0)
+            share_b = torch.where(f > 0, total.new_tensor(r / (1 + r)), one)
+            share_b = torch.where(b > 0, share_b, zero)
+            a_b = torch.where(b > 0, share_b * total / b.clamp(min=1e-30), zero)
+            a_f = torch.where(f > 0, (1 - share_b) * total / f.clamp(min=1e-30), zero)
+            return torch.where(bg, a_b, a_f)
 
     def forward(self,
                 output: Tensor,

@@ -138,15 +138,19 @@ def mechanism_table(study, methods: Sequence[str], labels: Mapping[str, str]) ->
 
 
 def mechanism_figure(study, methods: Sequence[str], labels: Mapping[str, str], path: Path, *,
-                     confidence: float = 0.95) -> Path:
+                     confidence: float = 0.95, miners: Sequence[str] | None = None) -> Path:
     """Per method over epochs, mean and Student-t CI over seeds: the fraction of background
-    pixels that mining kept, and the background/positive ratio of the loss's two parts (log
-    scale; 1 = balanced). A placeholder when no run logged them."""
+    pixels that mining kept (only the methods of ``miners``, when given: a loss that does not
+    mine keeps everything by definition, and its line would hide a mining one at 1.0), and the
+    background/positive ratio of the loss's two parts (log scale; 1 = balanced). A placeholder
+    when no run logged them."""
     import matplotlib.pyplot as plt
     from scipy import stats as sps
 
     from bench.report.figures import _placeholder, _save
     c = mechanism_curves(study, methods)
+    if miners is not None:
+        c = c[(c.name != 'train/bg_kept') | c.method.isin(list(miners))]
     if c.empty:  # a DVC out: always written
         return _placeholder(path, 'Loss mechanisms',
                             'no active method logged its loss parts (classification losses do)')
@@ -183,3 +187,81 @@ def mechanism_figure(study, methods: Sequence[str], labels: Mapping[str, str], p
                  fontsize=11)
     fig.tight_layout()
     return _save(fig, path)
+
+
+#: Mining that keeps at least this share of the background discards (next to) nothing.
+MINING_KEEPS_ALL = 0.99
+#: Parts further apart than this factor (either way) are not "of the same order".
+PARTS_APART = 3.0
+
+
+def mechanism_verdicts(study, methods: Sequence[str], losses: Mapping[str, dict | None],
+                       labels: Mapping[str, str]) -> pd.DataFrame:
+    """Whether each classification method's loss mechanisms did what their names say, from the
+    logged per-epoch curves (every epoch of every seed):
+
+    - ``mining``: the loss mines (``neg_pos_ratio``); ``bg_kept_mean`` / ``bg_kept_max`` the
+      mean and largest per-epoch kept fraction; ``mining_acts`` False when the mean is at least
+      :data:`MINING_KEEPS_ALL` (the method was plain CE on these targets);
+    - ``balancing``: the loss's ``balance`` (``count``, ``value``) or ``none``;
+      ``ratio_min`` / ``ratio_max`` the extremes of background part / positive part over epochs;
+      ``balanced`` False when a balancing loss's parts were more than :data:`PARTS_APART`
+      apart at any epoch (None for a loss that does not balance);
+    - ``what_it_was``: the name the conclusion uses when a mechanism did not act (else '').
+    """
+    c = mechanism_curves(study, methods)
+    rows = []
+    for m in methods:
+        loss = dict(losses.get(m) or {})
+        if c.empty or m not in set(c.method):
+            continue
+        cm = c[c.method == m]
+        kept = cm[cm.name == 'train/bg_kept'].value
+        ratio = cm[cm.name == 'train/part_ratio'].value
+        mines = loss.get('neg_pos_ratio') is not None
+        balance = loss.get('balance') or 'none'
+        kept_mean = float(kept.mean()) if len(kept) else np.nan
+        acts = None if not mines or not len(kept) else bool(kept_mean < MINING_KEEPS_ALL)
+        rmin = float(ratio.min()) if len(ratio) else np.nan
+        rmax = float(ratio.max()) if len(ratio) else np.nan
+        balanced = None
+        if balance != 'none' and len(ratio):
+            balanced = bool(rmax <= PARTS_APART and rmin >= 1 / PARTS_APART)
+        what = []
+        if acts is False:
+            what.append('mining kept ≥ 99% of the background: plain CE on these targets')
+        if balanced is False:
+            what.append(f'its parts were up to {max(rmax, 1 / rmin):.0f}× apart: not '
+                        'balanced in value')
+        rows.append(dict(method=m, label=labels.get(m, m), mining=mines,
+                         bg_kept_mean=kept_mean,
+                         bg_kept_max=float(kept.max()) if len(kept) else np.nan,
+                         mining_acts=acts, balancing=balance, ratio_min=rmin, ratio_max=rmax,
+                         balanced=balanced, what_it_was='; '.join(what)))
+    return pd.DataFrame(rows)
+
+
+def verdicts_markdown(verdicts: pd.DataFrame) -> str:
+    """The table of :func:`mechanism_verdicts` and one warning line per mechanism that did not
+    act as named."""
+    if verdicts.empty:
+        return ''
+    rows = []
+    for r in verdicts.itertuples():
+        if r.mining:
+            mined = (f'{"yes" if r.mining_acts else "**no**"}: kept {r.bg_kept_mean:.2f} of the '
+                     f'background (epoch max {r.bg_kept_max:.2f})')
+        else:
+            mined = 'no mining'
+        if r.balancing == 'none':
+            bal = f'not balanced by design: bg/positive {r.ratio_min:.2g}–{r.ratio_max:.2g}'
+        else:
+            bal = (f'{"yes" if r.balanced else "**no**"} ({r.balancing}): bg/positive '
+                   f'{r.ratio_min:.2g}–{r.ratio_max:.2g} over epochs')
+        rows.append((r.label, f'`{r.method}`', mined, bal))
+    out = [tables.to_markdown(pd.DataFrame(rows, columns=[
+        'method', 'key', 'mining discarded background?', 'parts balanced?']))]
+    for r in verdicts.itertuples():
+        if r.what_it_was:
+            out.append(f'> **Warning — {r.label}**: {r.what_it_was}.\n')
+    return '\n'.join(out)

@@ -59,7 +59,15 @@ def tuning_markdown(table: pd.DataFrame, *, epochs: int, seed: int, lr: float) -
         best = table.lr.map(lambda x: f'{x:g}') == c.split('=', 1)[1]
         df[c.split('@', 1)[1]] = [('**%.3f**' if b else '%.3f') % v if math.isfinite(v) else '—'
                                   for v, b in zip(table[c], best)]
-    return (f'Learning rate: **tuned per method with the same budget** — each rate of the grid '
+    text = (f'Learning rate: **tuned per method with the same budget** — each rate of the grid '
             f'trained once ({epochs} epochs, seed {seed}, the schedule shrunk to that length), '
             f'scored by validation PCK@0.1; the best (bold) trains every seed '
             f'([`tuning.csv`](tuning.csv)):\n\n' + to_markdown(df))
+    rates = sorted(float(c.split('=', 1)[1]) for c in grid)
+    edge = [lab for lab, lr, on in zip(table.label, table.lr, table.tuned)
+            if on and len(rates) > 1 and lr in (rates[0], rates[-1])]
+    if edge:
+        text += (f'\n\n> The chosen rate is at an end of the grid ({rates[0]:g}–{rates[-1]:g}) '
+                 f'for {", ".join(edge)}: a wider grid might find a better one for '
+                 f'{"it" if len(edge) == 1 else "them"}.\n')
+    return text

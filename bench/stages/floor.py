@@ -14,9 +14,9 @@ Writes (no training; seconds):
   axis needs the floor where it compares).
 - ``reports/methods.csv``: per method, the head, codec, decoding, refinement, flip test and loss,
   each generated from the resolved MMEngine config (the report's method table).
-- ``reports/imbalance.csv``: the background share of the classification targets of the test
-  split at the profile's heatmap size and at 64x64, and what OHEM would keep of it
-  (:mod:`bench.imbalance`).
+- ``reports/imbalance.csv``: the background share of the classification targets of the
+  *train* split (what the losses see; without augmentation) at the profile's heatmap size and
+  at 64x64, and what OHEM would keep of it (:mod:`bench.imbalance`).
 """
 from __future__ import annotations
 
@@ -119,8 +119,7 @@ def run(params: Params) -> pd.DataFrame:
     start = time.perf_counter()
     names = joint_names(params.data.metainfo)
     thresholds = list(params.eval.pck_thresholds)
-    # samples: the first test pipeline's, for the imbalance table
-    rows, described, cache, pipelines, samples = [], [], {}, {}, None
+    rows, described, cache, pipelines = [], [], {}, {}
     # every method at the profile's own geometry; the active ones at each `sweep` geometry too
     cells = [(None, m) for m in sorted(params.methods,
                                        key=lambda m: (m not in params.active_methods, m))]
@@ -147,8 +146,6 @@ def run(params: Params) -> pd.DataFrame:
             pipe = json.dumps(cfg.test_dataloader.dataset.pipeline, sort_keys=True, default=str)
             if pipe not in pipelines:
                 pipelines[pipe] = _test_samples(cfg)
-            if samples is None and tag is None:
-                samples = pipelines[pipe]
             pp = perfect_predictions(cfg, pipelines[pipe])
             cache[key] = floor_metrics(pp, thresholds, joint_names=names)
         row.update(cache[key])
@@ -158,7 +155,7 @@ def run(params: Params) -> pd.DataFrame:
     out.mkdir(parents=True, exist_ok=True)
     floor.to_csv(out / FLOOR_FILE, index=False, float_format='%.6g', lineterminator='\n')
     pd.DataFrame(described).to_csv(out / METHODS_FILE, index=False, lineterminator='\n')
-    _write_imbalance(params, samples, out / IMBALANCE_FILE)
+    _write_imbalance(params, out / IMBALANCE_FILE)
     write_json(workdir() / 'data' / 'floor_timing.json',
                dict(stage='floor', wall_s=round(time.perf_counter() - start, 1)))
     k = num_keypoints(params.data.metainfo)
@@ -170,11 +167,12 @@ def run(params: Params) -> pd.DataFrame:
     return floor
 
 
-def _write_imbalance(params: Params, samples, path) -> None:
+def _write_imbalance(params: Params, path) -> None:
+    from bench.config import data_layout
     from bench.floor import _test_samples
     from bench.imbalance import imbalance_rows
-    if samples is None:
-        samples = _test_samples(build_config(params, params.active_methods[0], seed=0))
+    train_ann = data_layout(params)['ann_files']['train']
+    samples = _test_samples(build_config(params, params.active_methods[0], seed=0), train_ann)
     sizes = [tuple(params.model.heatmap_size)]
     if tuple(IMBALANCE_SIZE) not in sizes:
         sizes.append(IMBALANCE_SIZE)

@@ -170,8 +170,10 @@ def _draw_figures(params: Params, study: collect.Study, summary: pd.DataFrame,
     F.pixel_calibration(study, methods, labels, fig_dir / 'pixel_calibration.png')
     F.oks(study, methods, labels, fig_dir / 'oks.png')
     F.sharpness(study, methods, labels, fig_dir / 'sharpness.png')
+    miners = [m for m in methods if (params.methods[m].loss or {}).get('neg_pos_ratio')
+              is not None]
     instrument.mechanism_figure(study, methods, labels, fig_dir / 'loss_mechanisms.png',
-                                confidence=rp.confidence)
+                                confidence=rp.confidence, miners=miners)
 
 
 # ------------------------------------------------------------------------------------ README
@@ -255,6 +257,10 @@ def readme(params: Params, study: collect.Study, summary: pd.DataFrame,
     up = collect.higher_is_better(head)
     m, t = params.model, params.train
     n_ok = summary[summary.metric == head].set_index('method')['n']
+    verdicts = instrument.mechanism_verdicts(
+        study, methods, {x: params.methods[x].loss for x in methods}, labels)
+    was = {} if verdicts.empty else {r.label: r.what_it_was for r in verdicts.itertuples()
+                                     if r.what_it_was}
     L: list[str] = []
     add = L.append
 
@@ -269,7 +275,8 @@ def readme(params: Params, study: collect.Study, summary: pd.DataFrame,
         'cross-entropy — than as **heatmap regression** — K Gaussian heatmaps trained with an '
         'MSE loss? Both formulations share the data, backbone, input, schedule and test-time '
         'flip; the head\'s output, codec and loss differ, and the codec floor below shows '
-        'whether the codecs leave every side the same ceiling. Baseline: **{base_label}**; headline metric: '
+        'whether the codecs leave every side the same ceiling. '
+        f'Baseline: **{base_label}**; headline metric: '
         f'**{head}** ({"higher" if up else "lower"} is better).\n')
 
     add('## Setup\n')
@@ -372,7 +379,7 @@ def readme(params: Params, study: collect.Study, summary: pd.DataFrame,
                 f'p={tables.fmt_p(mp)}, so no comparison can reach α={alpha:g}. The exact test '
                 f'needs ≥ {_seeds_needed(alpha, nv)} seeds with Holm over {nv} variants '
                 f'(≥ {_seeds_needed(alpha, 1)} for one); the study profile (`make study`, '
-                '`params.study.yaml`) runs more seeds.\n')
+                '`profiles/study`) runs more seeds.\n')
         elif len(min_p):
             add(f'Smallest p the exact test can reach here after Holm: '
                 f'{tables.fmt_p(float(min_p.max()))} (< α={alpha:g}: every comparison can be '
@@ -436,6 +443,11 @@ def readme(params: Params, study: collect.Study, summary: pd.DataFrame,
             '(the two parts add up to the loss; 1 = balanced). A pixel is background when its '
             'background target is ≥ the loss\'s `bg_threshold`. Last epoch, mean over seeds:\n')
         add(tables.to_markdown(mech.reset_index().rename(columns={'index': 'method'}).round(4)))
+        add('Did each mechanism act in this regime? Over every epoch of every seed: mining '
+            f'"discarded background" when it kept < {instrument.MINING_KEEPS_ALL:.0%} of it on '
+            f'average; a balancing loss\'s parts "balanced" when within '
+            f'{instrument.PARTS_APART:g}× of each other at every epoch.\n')
+        add(instrument.verdicts_markdown(verdicts))
         add('![Loss mechanisms](figures/loss_mechanisms.png)\n')
     add('### Heatmap sharpness\n')
     add('Per keypoint map of the final snapshot: spatial entropy (map clipped at 0 and '
@@ -464,9 +476,14 @@ def readme(params: Params, study: collect.Study, summary: pd.DataFrame,
         groups = {'significant': [], 'not significant': [], 'inconclusive': []}
         for _, row in heads.iterrows():
             name = f'{row["variant_label"]} vs {base_label}'
+            if row['variant_label'] in was:
+                name = (f'{row["variant_label"]} (in this regime: '
+                        f'{was[row["variant_label"]]}) vs {base_label}')
             add(f'- {significance_sentence(name, head, row.to_dict(), alpha=alpha)}')
             verdict = _verdict(row, alpha)
             entry = row['variant_label']
+            if entry in was:
+                entry += f' [{was[entry]}]'
             if verdict == 'significant':
                 better = (row['mean_diff'] > 0) == up
                 entry += f' ({"better" if better else "worse"} than {base_label})'
