@@ -489,3 +489,23 @@ def test_ap_tolerance_by_hand():
     assert r['n'] == 3 and r['share_below_one'] == pytest.approx(1 / 3)   # the eye only
     assert r['median_ratio'] > 1                               # the hips tolerate ~10 px
     assert ap_resolution({'dists': dump['dists']})['n'] == 0   # no sigmas: no verdict
+
+
+def test_heatmap_figure_draws_perfect_maps_of_both_formulations_at_the_same_peak():
+    """Like for like: a perfectly predicted classification map (the codec's own K+1 target) and
+    a perfectly predicted regression map (DARK's unbiased Gaussians) of the same keypoints draw
+    at the same peak value per keypoint, although crowding keypoints share the classification
+    probabilities (P_j's own peaks sit well below the Gaussians')."""
+    from mmpose.codecs import MSRAHeatmap
+
+    from bench.codecs import PixelClassLabel
+    from bench.report.figures import keypoint_map
+    kpts = np.array([[[20.0, 20.0], [21.5, 20.5], [40.5, 44.25]]])  # two crowd, one alone
+    vis = np.ones((1, 3))
+    cls = PixelClassLabel(input_size=(64, 64), heatmap_size=(64, 64), sigma=1.5)
+    reg = MSRAHeatmap(input_size=(64, 64), heatmap_size=(64, 64), sigma=1.5, unbiased=True)
+    probs = cls.encode(kpts, vis)['heatmaps']                  # (K+1, H, W)
+    gauss = reg.encode(kpts, vis)['heatmaps']                  # (K, H, W)
+    # float32 targets: equal to 1e-5
+    np.testing.assert_allclose(keypoint_map(probs, True), keypoint_map(gauss, False), atol=1e-5)
+    assert probs[1:3].max() < 0.8 * gauss[:2].max()  # what the old figure drew: P_j, dimmer

@@ -139,13 +139,35 @@ def _pick_seed(study: Study, methods: Sequence[str]) -> tuple[int | None, list[s
     return best, best_have
 
 
+def keypoint_map(heatmaps: np.ndarray, is_cls: bool, scaled: bool = False) -> np.ndarray:
+    """What the heatmap figure draws for one instance: the maximum over the K keypoint maps
+    (H, W) of ``heatmaps`` (K, H, W), or (K+1, H, W) probabilities for a classification head.
+
+    A classification map is drawn as the Gaussians G_j its decoder recovers from the
+    probabilities (:func:`bench.codecs.pixel_class_label.recover_gaussians`), not as the
+    probabilities P_j: where keypoints crowd, neighbours share a pixel's mass, so a perfect P_j
+    peaks well below 1 while G_j, like a regression heatmap, peaks at the Gaussian's value.
+    A perfect prediction of either formulation then draws at the same peak value. ``scaled``:
+    maps that are distributions over the pixels (DSNT) are divided by their maximum."""
+    hm = np.asarray(heatmaps, float)
+    if is_cls:
+        from bench.codecs.pixel_class_label import recover_gaussians
+        kp = recover_gaussians(hm[None])[0]
+    else:
+        kp = hm
+    if scaled:
+        kp = kp / np.maximum(kp.max(axis=(1, 2), keepdims=True), 1e-12)
+    return kp.max(axis=0)
+
+
 def heatmaps(study: Study, methods: Sequence[str], labels: Mapping[str, str], path: Path, *,
              n_images: int = 3, mid_epoch: int = 15) -> Path:
     """THE figure: predicted keypoint maps of each method on the same validation images.
 
     Rows: image × {the last snapshot epoch ≤ ``mid_epoch`` before the final one, the final
-    epoch}; columns: the input with its ground truth, then per method the keypoint channels'
-    maximum (upsampled, overlaid on the input, predicted keypoints as crosses), plus for a
+    epoch}; columns: the input with its ground truth, then per method the keypoint maps'
+    maximum (:func:`keypoint_map`: for a classification method the recovered Gaussians;
+    upsampled, overlaid on the input, predicted keypoints as crosses), plus for a
     classification method (K+1 channels) its background channel. First seed that every method
     has snapshots for.
     """
@@ -154,6 +176,8 @@ def heatmaps(study: Study, methods: Sequence[str], labels: Mapping[str, str], pa
     present = _present(study, methods)
     seed, have = _pick_seed(study, present)
     title = 'Predicted heatmaps (validation images)'
+    # like for like: a classification column shows the Gaussians its decoder reads, recovered
+    # from the K+1 probabilities, on the regression heatmaps' scale (keypoint_map)
     if seed is None:
         return _placeholder(path, title, 'No heatmap snapshots were found in any run.')
     common = set.intersection(*(set(study.snapshot_epochs[(m, seed)]) for m in have))
@@ -198,10 +222,8 @@ def heatmaps(study: Study, methods: Sequence[str], labels: Mapping[str, str], pa
             else:
                 hm = np.asarray(snap['heatmaps'][i], float)
                 if kind == 'map':
-                    kp = hm[1:] if is_cls[m] else hm
-                    if scaled[m]:
-                        kp = kp / np.maximum(kp.max(axis=(1, 2), keepdims=True), 1e-12)
-                    _overlay(ax, image, _upsample(kp.max(axis=0), shape), MAP_CMAP)
+                    _overlay(ax, image, _upsample(keypoint_map(hm, is_cls[m], scaled[m]),
+                                                  shape), MAP_CMAP)
                 else:
                     ax.imshow(np.clip(_upsample(hm[0], shape), 0, 1), cmap=BG_CMAP, vmin=0,
                               vmax=1, interpolation='nearest')
@@ -231,7 +253,7 @@ def heatmaps(study: Study, methods: Sequence[str], labels: Mapping[str, str], pa
     span = (top - bottom) / (2 if has_bg else 1)
     cax = fig.add_axes([0.915, top - span + 0.03, 0.012, span - 0.06])
     fig.colorbar(ScalarMappable(Normalize(0, 1), MAP_CMAP), cax=cax,
-                 label='keypoint map (max over K channels)')
+                 label='keypoint map, max over K (classification: recovered Gaussians)')
     if has_bg:
         cax = fig.add_axes([0.915, bottom + 0.03, 0.012, span - 0.06])
         fig.colorbar(ScalarMappable(Normalize(0, 1), BG_CMAP), cax=cax,

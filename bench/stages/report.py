@@ -413,9 +413,12 @@ def readme(params: Params, study: collect.Study, summary: pd.DataFrame,
     add('## Figures\n')
     add('### Heatmaps\n')
     add('Predicted keypoint maps on the same validation images (rows: image × epoch; columns: '
-        'the input with its ground truth, then each method\'s keypoint channels\' maximum '
-        'overlaid on the input with its predicted keypoints; classification methods also show '
-        'their background channel).\n')
+        'the input with its ground truth, then each method\'s keypoint maps\' maximum overlaid '
+        'on the input with its predicted keypoints; classification methods also show their '
+        'background channel). Like for like: a classification column draws the Gaussians its '
+        'decoder recovers from the K+1 probabilities, on the regression heatmaps\' 0–1 scale '
+        '(a perfect prediction of either formulation peaks at the same value), not the '
+        'probabilities P_j, which neighbouring keypoints share.\n')
     add('![Predicted heatmaps](figures/heatmaps.png)\n')
     add('### Learning curves\n')
     add('![Learning curves](figures/learning_curves.png)\n')
