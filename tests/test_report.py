@@ -267,8 +267,12 @@ def test_summary_and_comparison_tables(study3, base_params):
     assert (head.loc[['cls_ohem', 'cls_weighted'], 'mean'] > head.loc['regression', 'mean']).all()
 
     comp = pd.read_csv(out / 'comparison.csv')
-    # every metric but the per-pixel ECE, which the regression baseline does not have
-    assert len(comp) == 2 * (len(metrics) - 1) and 'pixel_ECE' not in set(comp.metric)
+    # every metric but the per-pixel ECE, which the regression baseline does not have, and
+    # ECE_raw, which the report calls not comparable across formulations
+    assert len(comp) == 2 * (len(metrics) - 2) and not {'pixel_ECE', 'ECE_raw'} & set(comp.metric)
+    # one confirmatory family: the headline metric's; every other test is exploratory
+    assert set(comp.loc[comp.metric == 'PCK@0.1', 'family']) == {'confirmatory'}
+    assert set(comp.loc[comp.metric != 'PCK@0.1', 'family']) == {'exploratory'}
     assert set(comp.variant) == {'cls_ohem', 'cls_weighted'} and set(comp.baseline) == {'regression'}
     assert {'p_holm', 'p_permutation', 'p_ttest', 'min_attainable_p', 'seed_win_rate',
             'n_censored', 'image_diff', 'image_ci_low', 'image_ci_high',
@@ -509,3 +513,47 @@ def test_heatmap_figure_draws_perfect_maps_of_both_formulations_at_the_same_peak
     # float32 targets: equal to 1e-5
     np.testing.assert_allclose(keypoint_map(probs, True), keypoint_map(gauss, False), atol=1e-5)
     assert probs[1:3].max() < 0.8 * gauss[:2].max()  # what the old figure drew: P_j, dimmer
+
+
+def test_per_joint_differences_carry_their_paired_cis(study3, base_params):
+    """Each variant's per-keypoint Δ comes with the Student-t CI of the seed-paired
+    differences, recomputed here from the runs' own metrics files; the table shows it and the
+    figure's cells say it (starred where the CI excludes 0)."""
+    from scipy import stats as sps
+
+    from bench.report.figures import per_joint_annotations
+    out = study3 / 'reports'
+    pj = pd.read_csv(out / 'per_joint.csv')
+    joint = 'left_ankle'
+
+    def pck(method):
+        return np.array([json.loads((RunPaths(method, s, study3 / 'runs').eval / 'metrics.json')
+                                    .read_text())['per_joint_pck'][joint] for s in (0, 1, 2)])
+    d = pck('cls_ohem') - pck('regression')
+    half = sps.t.ppf(0.975, 2) * d.std(ddof=1) / np.sqrt(3)
+    row = pj[(pj.method == 'cls_ohem') & (pj.joint == joint)].iloc[0]
+    assert row.diff_n == 3
+    assert row.diff_vs_baseline == pytest.approx(d.mean(), abs=1e-5)
+    assert (row.diff_ci_low, row.diff_ci_high) == pytest.approx((d.mean() - half,
+                                                                 d.mean() + half), abs=1e-5)
+    assert pj.loc[pj.method == 'regression', 'diff_ci_low'].isna().all()  # the baseline
+    md = (out / 'per_joint.md').read_text()
+    assert f'Δ {label(base_params, "cls_ohem")} [CI]' in md
+    assert f'[{row.diff_ci_low:+.3f}, {row.diff_ci_high:+.3f}]' in md
+    cells = per_joint_annotations(pj, ['cls_ohem'], [joint])
+    star = '*' if row.diff_ci_low > 0 or row.diff_ci_high < 0 else ''
+    assert cells[0, 0] == f'{row.diff_vs_baseline:+.2f}{star}\n±{half:.2f}'
+
+
+def test_no_bold_in_a_column_where_every_method_ties():
+    """Bold marks the best mean of a column, unless every method shares it (a column that
+    cannot separate the methods: 'epochs to reach' resolved only at the validation epochs)."""
+    from bench.report.tables import main_markdown
+    rows = []
+    for m, pck in (('a', 0.7), ('b', 0.6)):
+        rows.append(dict(method=m, label=m.upper(), metric='PCK@0.1', mean=pck, median=pck,
+                         ci_low=pck - 0.01, ci_high=pck + 0.01, n=3, n_censored=0))
+        rows.append(dict(method=m, label=m.upper(), metric='epochs_to_PCK0.5', mean=7.0,
+                         median=7.0, ci_low=np.nan, ci_high=np.nan, n=3, n_censored=0))
+    md = main_markdown(pd.DataFrame(rows), ['PCK@0.1', 'epochs_to_PCK0.5'], ['a', 'b'])
+    assert '**0.700**' in md and '**7.0**' not in md and md.count('**') == 2

@@ -47,6 +47,9 @@ CONFIDENCE_METRICS = ('AUROC', 'ECE_cal', 'Brier_cal', 'ECE_raw')
 # Read from metrics.json; only classification heads have it (NaN for the others).
 PIXEL_METRICS = ('pixel_ECE',)
 _LOWER_IS_BETTER = {'EPE', 'ECE_cal', 'Brier_cal', 'ECE_raw', 'pixel_ECE'}
+# Metrics whose values mean different things across formulations (a heatmap maximum is not a
+# probability): reported per method, never tested between methods.
+NOT_COMPARABLE = frozenset({'ECE_raw'})
 # PCK threshold of the confidence "hit" and of the per-joint table (MMPose's per-joint PCK).
 HIT_THRESHOLD = 0.1
 # DVCLive name (path under live/plots/metrics without .tsv) of the validation PCK curve.

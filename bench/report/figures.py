@@ -424,6 +424,28 @@ def pck_curves(study: Study, methods: Sequence[str], labels: Mapping[str, str], 
 
 # ------------------------------------------------------------------------------- per joint
 
+def per_joint_annotations(per_joint: pd.DataFrame, variants: Sequence[str],
+                          joints: Sequence[str]) -> np.ndarray:
+    """The per-keypoint figure's cell texts (variants × joints): ``+0.01`` then ``±0.02``
+    (half the paired CI), starred when the CI excludes 0, from the per-joint table's
+    ``diff_vs_baseline`` and ``diff_ci_*`` columns."""
+    idx = per_joint.set_index(['method', 'joint'])
+    out = np.full((len(variants), len(joints)), '', dtype=object)
+    for a, m in enumerate(variants):
+        for b, j in enumerate(joints):
+            if (m, j) not in idx.index:
+                continue
+            r = idx.loc[(m, j)]
+            d, lo, hi = r['diff_vs_baseline'], r.get('diff_ci_low'), r.get('diff_ci_high')
+            if not np.isfinite(d):
+                continue
+            text = f'{d:+.2f}'
+            if lo is not None and np.isfinite(lo) and np.isfinite(hi):
+                text += ('*' if lo > 0 or hi < 0 else '') + f'\n±{(hi - lo) / 2:.2f}'
+            out[a, b] = text
+    return out
+
+
 def per_joint_diff(per_joint: pd.DataFrame, methods: Sequence[str], baseline: str,
                    labels: Mapping[str, str], path: Path) -> Path:
     """Heatmap variant × keypoint of the PCK@0.1 difference to the baseline (means over seeds)."""
@@ -440,14 +462,16 @@ def per_joint_diff(per_joint: pd.DataFrame, methods: Sequence[str], baseline: st
     grid.index = [names[m] for m in variants]
     vmax = float(np.nanmax(np.abs(grid.to_numpy()))) if np.isfinite(grid.to_numpy()).any() else 0
     vmax = max(vmax, 0.01)
-    fig, ax = plt.subplots(figsize=(0.62 * len(joints) + 3.5, 0.62 * len(variants) + 2.2))
+    annot = per_joint_annotations(per_joint, variants, joints)
+    fig, ax = plt.subplots(figsize=(0.72 * len(joints) + 3.5, 0.72 * len(variants) + 2.2))
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', PendingDeprecationWarning)   # seaborn's cmap.set_bad
-        sns.heatmap(grid, cmap='RdBu', center=0, vmin=-vmax, vmax=vmax, annot=True,
-                    fmt='+.2f', annot_kws={'fontsize': 8}, linewidths=0.5, linecolor='white',
+        sns.heatmap(grid, cmap='RdBu', center=0, vmin=-vmax, vmax=vmax, annot=annot, fmt='',
+                    annot_kws={'fontsize': 7}, linewidths=0.5, linecolor='white',
                     ax=ax, cbar_kws={'label': f'Δ PCK@{HIT_THRESHOLD:g} '
                                               '(blue: better than baseline)'})
-    ax.set(xlabel='keypoint', ylabel='', title=f'{title} (mean over seeds)')
+    ax.set(xlabel='keypoint', ylabel='',
+           title=f'{title}\n(mean over seeds ± half the paired 95% CI; * the CI excludes 0)')
     ax.tick_params(axis='x', rotation=60)
     ax.tick_params(axis='y', rotation=0)
     fig.tight_layout()

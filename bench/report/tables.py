@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from bench.report import stats
-from bench.report.collect import Study, higher_is_better, is_censored, keypoint_values
+from bench.report.collect import (NOT_COMPARABLE, Study, higher_is_better, is_censored,
+                                   keypoint_values)
 
 FLOAT_FORMAT = '%.6g'
 NA = '—'
@@ -150,7 +151,8 @@ def _same_images(study: Study, a: tuple[str, int], b: tuple[str, int]) -> bool:
 
 
 COMPARISON_COLUMNS = ['variant', 'variant_label', 'baseline', 'baseline_label', 'metric',
-                      'higher_is_better', 'n', 'n_censored', 'mean_diff', 'ci_low', 'ci_high',
+                      'family', 'higher_is_better', 'n', 'n_censored', 'mean_diff', 'ci_low',
+                      'ci_high',
                       'p_ttest', 'p_permutation', 'p_holm', 'seed_win_rate', 'min_attainable_p',
                       'min_attainable_p_holm', 'ci_half_width',
                       'image_n', 'image_diff', 'image_ci_low', 'image_ci_high', 'image_p']
@@ -165,14 +167,19 @@ def comparison_table(study: Study, metrics: Sequence[str], baseline: str,
     is *better* (for lower-is-better metrics: lower), censored runs included; ``n_censored``
     counts the pairs left out of the difference and tests because a run never reached an
     "epochs to reach" level. A metric the baseline has no value of (the per-pixel ECE of a
-    regression baseline) gets no rows. On ``headline`` the paired bootstrap over test instances
-    of the headline statistic itself (:func:`stats.paired_image_bootstrap`, every paired seed's
-    runs recomputed on each resample) fills the ``image_*`` columns.
+    regression baseline) gets no rows, nor does a metric of :data:`NOT_COMPARABLE`.
+    ``family``: ``confirmatory`` for ``headline`` (the one test the study's conclusion rests
+    on; Holm over the variants), ``exploratory`` for every other metric (Holm over the variants
+    of that metric only, not across metrics: descriptive). On ``headline`` the paired
+    bootstrap over test instances of the headline statistic itself
+    (:func:`stats.paired_image_bootstrap`, every paired seed's runs recomputed on each
+    resample) fills the ``image_*`` columns.
     """
     rows = []
     base_ok = set(study.ok_seeds(baseline))
     for metric in metrics:
-        if np.isnan(_values(study, baseline, metric, sorted(base_ok))).all():
+        if metric in NOT_COMPARABLE or np.isnan(
+                _values(study, baseline, metric, sorted(base_ok))).all():
             continue
         for variant in study.methods:
             if variant == baseline:
@@ -187,6 +194,7 @@ def comparison_table(study: Study, metrics: Sequence[str], baseline: str,
             row = dict(variant=variant, variant_label=labels.get(variant, variant),
                        baseline=baseline, baseline_label=labels.get(baseline, baseline),
                        metric=metric,
+                       family='confirmatory' if metric == headline else 'exploratory',
                        higher_is_better=higher_is_better(metric), n=int(c['n']),
                        n_censored=int(c['n_censored']),
                        mean_diff=c['mean_diff'], ci_low=c['ci_low'], ci_high=c['ci_high'],
@@ -225,17 +233,33 @@ def comparison_table(study: Study, metrics: Sequence[str], baseline: str,
             .reset_index(drop=True))
 
 
-def per_joint_table(study: Study, baseline: str, labels: Mapping[str, str]) -> pd.DataFrame:
-    """PCK@0.1 per keypoint per method: mean over the method's successful seeds, std, n, and
-    the difference of the means to the baseline."""
+def per_joint_table(study: Study, baseline: str, labels: Mapping[str, str], *,
+                    confidence: float = 0.95) -> pd.DataFrame:
+    """PCK@0.1 per keypoint per method: mean over the method's successful seeds, std, n, the
+    difference of the means to the baseline, and that difference paired by seed (the seeds
+    where both runs have the keypoint): ``diff_n`` pairs, its Student-t CI ``diff_ci_low`` /
+    ``diff_ci_high`` (NaN for the baseline, or with fewer than 2 pairs)."""
     pj = study.per_joint
-    cols = ['joint', 'method', 'label', 'pck', 'std', 'n', 'diff_vs_baseline']
+    cols = ['joint', 'method', 'label', 'pck', 'std', 'n', 'diff_vs_baseline', 'diff_n',
+            'diff_ci_low', 'diff_ci_high']
     if pj.empty:
         return pd.DataFrame(columns=cols)
     g = pj.groupby(['method', 'joint'], sort=False)['pck']
     agg = pd.DataFrame({'pck': g.mean(), 'std': g.std(ddof=1), 'n': g.count()}).reset_index()
     base = agg[agg.method == baseline].set_index('joint')['pck']
     agg['diff_vs_baseline'] = agg['pck'] - agg['joint'].map(base)
+    by_seed = pj.pivot_table(index=['joint', 'seed'], columns='method', values='pck')
+    paired = []
+    for m, j in zip(agg['method'], agg['joint']):
+        if m == baseline or baseline not in by_seed or m not in by_seed:
+            paired.append((0, math.nan, math.nan))
+            continue
+        d = (by_seed.loc[j, m] - by_seed.loc[j, baseline]).dropna().to_numpy(float)
+        lo, hi = stats.t_interval(d, confidence) if len(d) > 1 else (math.nan, math.nan)
+        paired.append((len(d), lo, hi))
+    agg['diff_n'] = [p[0] for p in paired]
+    agg['diff_ci_low'] = [p[1] for p in paired]
+    agg['diff_ci_high'] = [p[2] for p in paired]
     agg['label'] = agg['method'].map(lambda m: labels.get(m, m))
     m_idx = {m: i for i, m in enumerate(study.methods)}
     j_idx = {j: i for i, j in enumerate(study.joints)}
@@ -288,7 +312,8 @@ def main_markdown(summary: pd.DataFrame, metrics: Sequence[str], methods: Sequen
     """Methods × headline metrics, each cell ``mean [CI low, CI high]`` (Student t); for a
     censored metric ("epochs to reach") the median over seeds with censored runs at ∞ and the
     count of runs that never reached the level. The best value per column in bold (highest,
-    or lowest for ↓ metrics)."""
+    or lowest for ↓ metrics), unless every method shares it (a column that cannot separate
+    the methods)."""
     s = summary.set_index(['method', 'metric'])
     table = {'method': [], 'seeds': []}
     for metric in metrics:
@@ -301,8 +326,10 @@ def main_markdown(summary: pd.DataFrame, metrics: Sequence[str], methods: Sequen
         if len(means) > 1:
             pick = max if higher_is_better(metric) else min
             target = pick(means.values())
-            if _finite(target):                  # no "best" when every run is censored
-                best[metric] = {m for m, v in means.items() if v == target}
+            winners = {m for m, v in means.items() if v == target}
+            # no "best" when every run is censored, nor in a column where every method ties
+            if _finite(target) and len(winners) < len(means):
+                best[metric] = winners
     for m in methods:
         first = s.loc[(m, metrics[0])]
         table['method'].append(first['label'])
@@ -330,6 +357,7 @@ def comparison_markdown(comparison: pd.DataFrame, *, image: bool = True) -> str:
     df = pd.DataFrame({
         'variant': c['variant_label'],
         'metric': [f'{m} {"↑" if h else "↓"}' for m, h in zip(c['metric'], c['higher_is_better'])],
+        'family': c['family'] if 'family' in c else NA,
         'n': [fmt_int(n) + (f' (+{int(k)} censored)' if _finite(k) and k > 0 else '')
               for n, k in zip(c['n'], c['n_censored'])],
         'diff': [fmt_diff(v, m) for v, m in zip(c['mean_diff'], c['metric'])],
@@ -356,7 +384,8 @@ def comparison_markdown(comparison: pd.DataFrame, *, image: bool = True) -> str:
 
 def per_joint_markdown(per_joint: pd.DataFrame, methods: Sequence[str], baseline: str,
                        labels: Mapping[str, str]) -> str:
-    """Keypoints × methods (mean PCK@0.1) plus one Δ column per variant vs the baseline."""
+    """Keypoints × methods (mean PCK@0.1) plus one Δ column per variant vs the baseline, with
+    the difference's paired CI."""
     if per_joint.empty:
         return '_No per-joint results._\n'
     present = [m for m in methods if (per_joint.method == m).any()]
@@ -370,10 +399,17 @@ def per_joint_markdown(per_joint: pd.DataFrame, methods: Sequence[str], baseline
         for m in present:
             if m == baseline:
                 continue
-            table[f'Δ {labels.get(m, m)}'] = [
-                fmt_diff(idx.loc[(j, m), 'diff_vs_baseline']) if (j, m) in idx.index else NA
-                for j in joints]
+            table[f'Δ {labels.get(m, m)} [CI]'] = [
+                _diff_with_ci(idx.loc[(j, m)]) if (j, m) in idx.index else NA for j in joints]
     return to_markdown(pd.DataFrame(table))
+
+
+def _diff_with_ci(row) -> str:
+    cell = fmt_diff(row['diff_vs_baseline'])
+    lo, hi = row.get('diff_ci_low', math.nan), row.get('diff_ci_high', math.nan)
+    if _finite(lo) and _finite(hi):
+        cell += f' [{fmt_diff(lo)}, {fmt_diff(hi)}]'
+    return cell
 
 
 def failed_markdown(runs: pd.DataFrame, labels: Mapping[str, str]) -> str:

@@ -89,7 +89,7 @@ def run(params: Params, runs_root: str | Path | None = None,
     comparison = tables.comparison_table(study, metrics, rp.baseline, labels,
                                          headline=rp.headline_metric,
                                          confidence=rp.confidence, n_resamples=rp.n_bootstrap)
-    per_joint = tables.per_joint_table(study, rp.baseline, labels)
+    per_joint = tables.per_joint_table(study, rp.baseline, labels, confidence=rp.confidence)
     runs = tables.runs_table(study)
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -367,6 +367,12 @@ def readme(params: Params, study: collect.Study, summary: pd.DataFrame,
             f'over test instances of {head} itself (each resample recomputes every paired '
             'seed\'s statistic); it reflects test-set sampling noise only, not seed-to-seed '
             'training noise. All metrics: [`comparison.md`](comparison.md).\n')
+        n_metrics = comparison.metric.nunique()
+        add(f'**One confirmatory family**: the `{head}` test (Holm over the variants) is the one '
+            'the conclusion rests on. Every other row is **exploratory**: Holm-adjusted over the '
+            f'variants of its own metric only, not across the {n_metrics} metrics tested, so its '
+            'p-values describe and decide nothing. A metric this report calls not comparable '
+            f'across formulations ({", ".join(sorted(collect.NOT_COMPARABLE))}) is not tested.\n')
         shown = comparison[comparison.metric.isin(main_metrics(params))]
         add(tables.comparison_markdown(shown))
         min_p = comparison['min_attainable_p_holm']
@@ -462,7 +468,9 @@ def readme(params: Params, study: collect.Study, summary: pd.DataFrame,
 
     add('## Per keypoint\n')
     add(f'PCK@{collect.HIT_THRESHOLD:g} per keypoint, mean over seeds; Δ: difference to '
-        f'{base_label}.\n')
+        f'{base_label}, with its {conf:.0%} Student-t CI paired by seed (a keypoint whose CI '
+        'holds 0 is no evidence of a difference; 17 keypoints × variants, no multiplicity '
+        'correction: exploratory).\n')
     add('![Per-keypoint difference](figures/per_joint_diff.png)\n')
     add(tables.per_joint_markdown(per_joint, methods, rp.baseline, labels))
 
