@@ -38,7 +38,7 @@ gpu-check: $(STAMP)
 # A profile (profiles/<P>/params.yaml: an override of params.yaml) runs beside the default
 # study, in its own folder: profiles/<P>/{data,runs,reports}, profiles/<P>/dvc.lock. Its
 # dvc.yaml is generated from the top-level one first. params.yaml is never overwritten.
-#   make paper              the paper's regime (64x64 heatmaps): ~45 min on 2 cores, see README
+#   make paper              the paper's regime (64x64 heatmaps): 36 min on 2 cores, see README
 #   make profile P=study    the full study profile: hours on a CPU, see README
 P ?=
 profile: $(STAMP)
