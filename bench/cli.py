@@ -21,8 +21,6 @@ def _parser() -> argparse.ArgumentParser:
                         'dvc.yaml (a profile: a study beside the default one, its params '
                         'an override of params.yaml; see bench/profiles.py)')
     sp.add_argument('name', help='a folder of profiles/ with a params.yaml')
-    sp.add_argument('--check', action='store_true',
-                    help='write nothing; exit 1 when the committed dvc.yaml is out of date')
     sub.add_parser('data', help='generate (stickman) or validate (coco) the dataset, draw the '
                    'contact sheet, write data/manifest.json')
     for name, text in (('train', 'train every seed of one method (or one seed) with MMEngine\'s '
@@ -79,15 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == 'pipeline':  # light: the schema and dvc.yaml only
         from bench.params import ParamsError
-        from bench.profiles import pipeline, profile_dir, write_pipeline
+        from bench.profiles import write_pipeline
         try:
-            if args.check:
-                path = profile_dir(args.name) / 'dvc.yaml'
-                if not path.is_file() or path.read_text() != pipeline(args.name):
-                    print(f'error: {path} is out of date: run `python -m bench pipeline '
-                          f'{args.name}`', file=sys.stderr)
-                    return 1
-                return 0
             print(f'wrote {write_pipeline(args.name)}')
         except ParamsError as exc:
             print(f'error: {exc}', file=sys.stderr)

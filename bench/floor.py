@@ -53,7 +53,7 @@ def _stack(outputs: list):
     return torch.stack(outputs)
 
 
-def _test_samples(cfg, ann_file: str | None = None) -> list[dict]:
+def split_samples(cfg, ann_file: str | None = None) -> list[dict]:
     """The test split (or the annotation file ``ann_file`` of another split) through the
     method's test pipeline up to (excluding) packing: one dict per instance with
     ``transformed_keypoints`` (1, K, 2) in the model-input frame, ``keypoints`` (1, K, 2) in the
@@ -100,7 +100,7 @@ def perfect_predictions(cfg, samples: list[dict] | None = None) -> dict[str, np.
 
     import bench  # noqa: F401  (our codec and head)
     register_all_modules(init_default_scope=True)  # no Runner here to set MMPose's scope
-    samples = _test_samples(cfg) if samples is None else samples
+    samples = split_samples(cfg) if samples is None else samples
     codec = KEYPOINT_CODECS.build(cfg.codec)
     head, perfect = _head(cfg)
     head.eval()

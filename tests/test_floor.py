@@ -130,11 +130,11 @@ def test_udp_floor_exact_at_the_default_sigma(floor_work, monkeypatch):
     method's."""
     monkeypatch.setenv('POSEBENCH_WORKDIR', str(floor_work))
     from bench.config import build_config, dark_blur_kernel
-    from bench.floor import _test_samples, floor_metrics, perfect_predictions
+    from bench.floor import floor_metrics, perfect_predictions, split_samples
     from bench.params import load_params
     cfg = build_config(load_params(floor_work / 'params.yaml'), 'regression_udp', seed=0)
     assert cfg.codec['sigma'] == 1.5 and cfg.codec['type'] == 'UDPHeatmapExact'
-    samples = _test_samples(cfg)
+    samples = split_samples(cfg)
     exact = floor_metrics(perfect_predictions(cfg, samples=samples))
     floor = pd.read_csv(floor_work / 'reports' / 'codec_floor.csv').set_index('method')
     assert floor.loc['regression_udp', 'codec'] == 'UDPHeatmapExact'

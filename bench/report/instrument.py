@@ -189,6 +189,11 @@ def mechanism_figure(study, methods: Sequence[str], labels: Mapping[str, str], p
     return _save(fig, path)
 
 
+def mines(loss: Mapping | None) -> bool:
+    """Whether a method's ``loss`` config does hard negative mining (``neg_pos_ratio``)."""
+    return (loss or {}).get('neg_pos_ratio') is not None
+
+
 #: Mining that keeps at least this share of the background discards (next to) nothing.
 MINING_KEEPS_ALL = 0.99
 #: Parts further apart than this factor (either way) are not "of the same order".
@@ -218,10 +223,10 @@ def mechanism_verdicts(study, methods: Sequence[str], losses: Mapping[str, dict 
         cm = c[c.method == m]
         kept = cm[cm.name == 'train/bg_kept'].value
         ratio = cm[cm.name == 'train/part_ratio'].value
-        mines = loss.get('neg_pos_ratio') is not None
+        mining = mines(loss)
         balance = loss.get('balance') or 'none'
         kept_mean = float(kept.mean()) if len(kept) else np.nan
-        acts = None if not mines or not len(kept) else bool(kept_mean < MINING_KEEPS_ALL)
+        acts = None if not mining or not len(kept) else bool(kept_mean < MINING_KEEPS_ALL)
         rmin = float(ratio.min()) if len(ratio) else np.nan
         rmax = float(ratio.max()) if len(ratio) else np.nan
         balanced = None
@@ -233,7 +238,7 @@ def mechanism_verdicts(study, methods: Sequence[str], losses: Mapping[str, dict 
         if balanced is False:
             what.append(f'its parts were up to {max(rmax, 1 / rmin):.0f}× apart: not '
                         'balanced in value')
-        rows.append(dict(method=m, label=labels.get(m, m), mining=mines,
+        rows.append(dict(method=m, label=labels.get(m, m), mining=mining,
                          bg_kept_mean=kept_mean,
                          bg_kept_max=float(kept.max()) if len(kept) else np.nan,
                          mining_acts=acts, balancing=balance, ratio_min=rmin, ratio_max=rmax,
@@ -254,10 +259,10 @@ def verdicts_markdown(verdicts: pd.DataFrame) -> str:
         else:
             mined = 'no mining'
         if r.balancing == 'none':
-            bal = f'not balanced by design: bg/positive {r.ratio_min:.2g}–{r.ratio_max:.2g}'
+            bal = f'not balanced by design: bg/positive {r.ratio_min:.2f}–{r.ratio_max:.2f}'
         else:
             bal = (f'{"yes" if r.balanced else "**no**"} ({r.balancing}): bg/positive '
-                   f'{r.ratio_min:.2g}–{r.ratio_max:.2g} over epochs')
+                   f'{r.ratio_min:.2f}–{r.ratio_max:.2f} over epochs')
         rows.append((r.label, f'`{r.method}`', mined, bal))
     out = [tables.to_markdown(pd.DataFrame(rows, columns=[
         'method', 'key', 'mining discarded background?', 'parts balanced?']))]

@@ -113,8 +113,8 @@ def _floor_key(cfg) -> str:
 
 
 def run(params: Params) -> pd.DataFrame:
-    from bench.floor import (NOT_APPLICABLE, PERFECT_OUTPUT, _test_samples, floor_metrics,
-                             perfect_predictions)
+    from bench.floor import (NOT_APPLICABLE, PERFECT_OUTPUT, floor_metrics,
+                             perfect_predictions, split_samples)
 
     start = time.perf_counter()
     names = joint_names(params.data.metainfo)
@@ -145,7 +145,7 @@ def run(params: Params) -> pd.DataFrame:
             # each method's own test pipeline: UDP's warp differs from the others'
             pipe = json.dumps(cfg.test_dataloader.dataset.pipeline, sort_keys=True, default=str)
             if pipe not in pipelines:
-                pipelines[pipe] = _test_samples(cfg)
+                pipelines[pipe] = split_samples(cfg)
             pp = perfect_predictions(cfg, pipelines[pipe])
             cache[key] = floor_metrics(pp, thresholds, joint_names=names)
         row.update(cache[key])
@@ -169,10 +169,10 @@ def run(params: Params) -> pd.DataFrame:
 
 def _write_imbalance(params: Params, path) -> None:
     from bench.config import data_layout
-    from bench.floor import _test_samples
+    from bench.floor import split_samples
     from bench.imbalance import imbalance_rows
     train_ann = data_layout(params)['ann_files']['train']
-    samples = _test_samples(build_config(params, params.active_methods[0], seed=0), train_ann)
+    samples = split_samples(build_config(params, params.active_methods[0], seed=0), train_ann)
     sizes = [tuple(params.model.heatmap_size)]
     if tuple(IMBALANCE_SIZE) not in sizes:
         sizes.append(IMBALANCE_SIZE)

@@ -170,8 +170,7 @@ def _draw_figures(params: Params, study: collect.Study, summary: pd.DataFrame,
     F.pixel_calibration(study, methods, labels, fig_dir / 'pixel_calibration.png')
     F.oks(study, methods, labels, fig_dir / 'oks.png')
     F.sharpness(study, methods, labels, fig_dir / 'sharpness.png')
-    miners = [m for m in methods if (params.methods[m].loss or {}).get('neg_pos_ratio')
-              is not None]
+    miners = [m for m in methods if instrument.mines(params.methods[m].loss)]
     instrument.mechanism_figure(study, methods, labels, fig_dir / 'loss_mechanisms.png',
                                 confidence=rp.confidence, miners=miners)
 
