@@ -5,7 +5,7 @@ VENV   := .venv
 STAMP  := $(VENV)/.posebench-installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup repro test test-fast perf profile paper study clean-runs gpu-check
+.PHONY: setup repro test test-fast lint perf profile paper study clean-runs gpu-check gpu-bundle
 
 setup: $(STAMP)
 
@@ -22,6 +22,11 @@ repro: $(STAMP)
 test: $(STAMP)
 	python -m pytest
 
+# Line length, syntax errors, undefined names and unused imports (ruff, settings in
+# pyproject.toml). CI runs it before the tests.
+lint: $(STAMP)
+	ruff check bench tests mmpose_configs
+
 # Everything but the end-to-end trainings (seconds).
 test-fast: $(STAMP)
 	python -m pytest -m "not slow"
@@ -34,6 +39,13 @@ perf: $(STAMP)
 # per method, timed. Elsewhere it says so in one line and exits 0. Not part of `make test`.
 gpu-check: $(STAMP)
 	python -m bench gpu-check
+
+# The offline install bundle for a GPU machine with its own PyTorch and no network, built here
+# (registry access) for its Python: .gpu/ (wheels, MMCV and xtcocotools sources, install.sh).
+# On the GPU machine: bash .gpu/install.sh && source .gpu/env.sh (bench/gpu_bundle.py).
+PY ?= 3.12
+gpu-bundle: $(STAMP)
+	python bench/gpu_bundle.py --python $(PY) --out .gpu $(if $(LEAVE_OUT),--leave-out $(LEAVE_OUT))
 
 # A profile (profiles/<P>/params.yaml: an override of params.yaml) runs beside the default
 # study, in its own folder: profiles/<P>/{data,runs,reports}, profiles/<P>/dvc.lock. Its

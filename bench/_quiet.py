@@ -8,7 +8,13 @@ import warnings
 # mmengine/mmcv call torch.load / pkg_resources in ways newer torch/setuptools deprecate; the
 # calls are in the pinned third-party code, not ours, and behave correctly for our inputs.
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
-warnings.filterwarnings('ignore', category=DeprecationWarning, module=r'(mmengine|mmcv|mmpose|mmdet)')
+warnings.filterwarnings('ignore', category=DeprecationWarning,
+                        module=r'(mmengine|mmcv|mmpose|mmdet)')
+
+# A spawned worker (train.parallel_runs) starts with the `spawn` method; MMEngine's setup_env
+# switches every process to `fork` for its dataloaders and warns that it did, once per run.
+warnings.filterwarnings('ignore', message=r'Multi-processing start method `fork` is different '
+                        r'from the previous setting `spawn`')
 
 
 # Log lines (MMEngine's logger, not the warnings module) printed by every training and

@@ -14,6 +14,10 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='bench', description=__doc__.splitlines()[0])
     p.add_argument('--params', default=None,
                    help='params file (default: params.yaml in the current directory)')
+    p.add_argument('-v', '--verbose', action='store_true',
+                   help='print MMEngine\'s whole stream (environment, config, every logged '
+                   'iteration) and the COCO evaluator\'s output on the console too; by default '
+                   'they go to each run\'s log in its work dir (same as POSEBENCH_VERBOSE=1)')
     sub = p.add_subparsers(dest='command', required=True, metavar='COMMAND')
 
     sub.add_parser('check-params', help='validate params.yaml and exit')
@@ -65,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     # `--help` and usage errors exit here, having imported nothing but the standard library
     # (under `python -m bench`, `bench/__init__` leaves registration to this function).
     args = _parser().parse_args(argv)
+    if args.verbose:
+        import os
+        os.environ['POSEBENCH_VERBOSE'] = '1'  # read by bench.console, and by spawned workers
     if args.command == 'check-params':  # the schema alone: no MMPose unless a loss needs it
         from bench.params import ParamsError, load_params
         try:

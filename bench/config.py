@@ -9,58 +9,17 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
 
 from mmengine.config import Config
 
-from bench.params import CONFIG_DIR, STICKMAN_ROOT, Params, workdir
+from bench.data.layout import coco_metric_settings, data_layout, num_keypoints, resolve_metainfo
+from bench.errors import RunError
+from bench.params import CONFIG_DIR, Params, workdir
 
 # ResNet's last stage has base_channels * 8 * expansion output channels.
 _EXPANSION = {18: 1, 34: 1, 50: 4, 101: 4, 152: 4}
 #: ResNet stage strides for each output stride (the stem adds 4)
 _STRIDES = {32: (1, 2, 2, 2), 16: (1, 2, 2, 1), 8: (1, 2, 1, 1)}
-
-
-def resolve_metainfo(metainfo_file: str) -> str:
-    """An absolute path for ``data.metainfo``: a file of the user's, or one that MMPose ships
-    (``configs/_base_/datasets/*.py``, looked up in its package as MMPose itself does)."""
-    own = workdir() / metainfo_file
-    if own.is_file():
-        return str(own)
-    import mmpose
-    shipped = Path(mmpose.__file__).parent / '.mim' / metainfo_file
-    if shipped.is_file():
-        return str(shipped)
-    from bench.params import ParamsError
-    raise ParamsError(f'data.metainfo = {metainfo_file!r}: no such file here or in MMPose')
-
-
-def num_keypoints(metainfo_file: str) -> int:
-    """K from an MMPose metainfo file (``configs/_base_/datasets/*.py`` or a path)."""
-    from mmpose.datasets.datasets.utils import parse_pose_metainfo
-    meta = parse_pose_metainfo(dict(from_file=resolve_metainfo(metainfo_file)))
-    return int(meta['num_keypoints'])
-
-
-def joint_names(metainfo_file: str) -> list[str]:
-    """Keypoint names in dataset order, from an MMPose metainfo file."""
-    from mmpose.datasets.datasets.utils import parse_pose_metainfo
-    meta = parse_pose_metainfo(dict(from_file=resolve_metainfo(metainfo_file)))
-    return [meta['keypoint_id2name'][i] for i in range(int(meta['num_keypoints']))]
-
-
-def data_layout(params: Params) -> dict[str, Any]:
-    """Where the dataset lives: ``root`` (absolute, trailing /), ``ann_files``, ``img_prefix``."""
-    if params.data.source == 'stickman':
-        root = STICKMAN_ROOT
-        ann = {s: f'annotations/{s}.json' for s in ('train', 'val', 'test')}
-        prefix = 'images/'
-    else:
-        root = params.data.coco.root
-        ann = dict(params.data.coco.ann_files)
-        prefix = params.data.coco.img_prefix
-    root = str(workdir() / root).rstrip('/') + '/'  # absolute: MMEngine joins it as is
-    return dict(root=root, ann_files=ann, img_prefix=prefix)
 
 
 def dark_blur_kernel(sigma: float) -> int:
@@ -86,6 +45,7 @@ def codec_is(kind: str | None, base: str) -> bool:
     if not kind:
         return False
     from mmpose.registry import KEYPOINT_CODECS
+
     import bench  # noqa: F401  (our codecs)
     cls, parent = KEYPOINT_CODECS.get(kind), KEYPOINT_CODECS.get(base)
     return cls is not None and parent is not None and issubclass(cls, parent)
@@ -150,7 +110,6 @@ def derive_codec(codec: dict, params: Params) -> dict:
     (:data:`CODEC_GEOMETRY`)."""
     kind = codec.get('type')
     if kind not in CODEC_GEOMETRY:
-        from bench.errors import RunError
         raise RunError(f'codec {kind}: no geometry rule (known: '
                        f'{", ".join(sorted(CODEC_GEOMETRY))}); add one in bench/config.py')
     return CODEC_GEOMETRY[kind](dict(codec), params)
@@ -208,6 +167,7 @@ def _head_geometry(head: dict, codec: dict, params: Params, k: int) -> dict:
         import inspect
 
         from mmpose.registry import MODELS
+
         import bench  # noqa: F401  (our heads)
         cls = MODELS.get(kind)
         if cls is not None:  # an unknown type: MODELS.build names it when the model is built
@@ -271,11 +231,13 @@ def build_config(params: Params, method: str, seed: int,
 
         if split == 'train':
             loader.batch_size = t.batch_size
+    coco_settings = coco_metric_settings(params)
     for split in ('val', 'test'):
         evaluators = cfg[f'{split}_evaluator']
         for ev in evaluators:
             if ev['type'] == 'CocoMetric':
                 ev['ann_file'] = layout['root'] + layout['ann_files'][split]
+                ev.update(coco_settings)
 
     if t.data_path == 'batched':
         _use_batched_path(cfg, codec)

@@ -17,6 +17,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from bench.errors import RunError
+
 #: How a perfect network's raw output (what ``head.forward`` returns) is made from the codec's
 #: encoded target of one instance (``encode`` of (1, K, 2) keypoints), per head type: a tensor,
 #: or a tuple of tensors for a head whose forward returns several. A head missing here has no
@@ -75,10 +77,8 @@ def _head(cfg):
     head = MODELS.build(cfg.model.head)
     kind = type(head).__name__
     if kind in NOT_APPLICABLE:
-        from bench.errors import RunError
         raise RunError(f'codec floor of head {kind}: {NOT_APPLICABLE[kind]}')
     if kind not in PERFECT_OUTPUT:
-        from bench.errors import RunError
         raise RunError(f'codec floor: no perfect-output rule for head {kind} '
                        f'(known: {", ".join(sorted(PERFECT_OUTPUT))}); add one in bench/floor.py')
     return head, PERFECT_OUTPUT[kind]

@@ -95,7 +95,8 @@ def _venv_healthy(py: Path) -> bool:
     if not py.exists():
         return False
     want = "%d.%d" % sys.version_info[:2]
-    probe = subprocess.run([str(py), "-c", "import sys, pip; print('%d.%d' % sys.version_info[:2])"],
+    version = "import sys, pip; print('%d.%d' % sys.version_info[:2])"
+    probe = subprocess.run([str(py), "-c", version],
                            capture_output=True, text=True)
     return probe.returncode == 0 and probe.stdout.strip() == want
 

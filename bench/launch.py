@@ -13,6 +13,8 @@ import os
 import shutil
 import sys
 
+from bench.errors import RunError
+
 #: Set in the tasks that ``srun`` starts: they train, they do not launch again.
 SLURM_STEP = 'POSEBENCH_SLURM_STEP'
 #: cuBLAS's deterministic workspace (PyTorch's "Reproducibility" notes; CUDA >= 10.2).
@@ -49,7 +51,6 @@ def relaunch_command(launcher: str, gpus: int, bench_args: list[str],
     if launcher == 'slurm' and env.get(SLURM_STEP) != '1':
         srun = shutil.which('srun', path=env.get('PATH'))
         if srun is None:
-            from bench.errors import RunError
             raise RunError('train.launcher: slurm needs `srun` on PATH: run `dvc repro` inside '
                            'an sbatch/salloc allocation (or use launcher: pytorch)')
         return [srun, f'--ntasks={gpus}', f'--export=ALL,{SLURM_STEP}=1', *here]

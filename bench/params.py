@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
-                      model_validator)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bench.errors import ParamsError  # noqa: F401  (raised here; also imported from here)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / 'mmpose_configs'
@@ -41,10 +42,6 @@ def _registered_models() -> set[str]:
     import bench
     bench.register_modules()  # our losses (`python -m bench` defers it to the command line)
     return set(MODELS.module_dict)
-
-
-class ParamsError(ValueError):
-    """A one-line, user-facing error about ``params.yaml``."""
 
 
 class _Strict(BaseModel):
@@ -92,6 +89,11 @@ class CocoParams(_Strict):
         'test': 'annotations/test.json'}
     img_prefix: str = 'images/'
     root: str = 'data/coco'
+    # CocoMetric's settings; None: from the metainfo's dataset_name, as MMPose's own dataset
+    # configs set them (CrowdPose: no 'area' field, crowd IoU), else COCO's (see
+    # bench.config.coco_metric_settings)
+    use_area: Optional[bool] = None
+    iou_type: Optional[Literal['keypoints', 'keypoints_crowd']] = None
 
     @field_validator('ann_files')
     @classmethod
@@ -230,8 +232,9 @@ class MethodParams(_Strict):
             raise ValueError("needs a 'type'")
         known = PROJECT_LOSSES if v['type'] in PROJECT_LOSSES else _registered_models()
         if v['type'] not in known:
+            listed = sorted(n for n in known if 'Pixel' in n or 'Keypoint' in n)
             raise ValueError(f"unknown loss type {v['type']!r}; registered: "
-                             f"{', '.join(sorted(n for n in known if 'Pixel' in n or 'Keypoint' in n))}, ...")
+                             f"{', '.join(listed)}, ...")
         if v['type'] == 'PixelCrossEntropyLoss' and v.get('balance') not in (None, 'count',
                                                                                'value'):
             raise ValueError(f"balance={v['balance']!r}: one of null, 'count' (class-weighted) "

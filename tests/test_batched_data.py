@@ -11,6 +11,7 @@ themselves must follow MMPose's distributions.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -227,3 +228,78 @@ def test_image_cache_is_reused_and_keyed_on_the_files(tmp_path):
     b = DecodedImages(paths, tmp_path / 'cache')
     assert (b.pixels[0, :20] == 7).all()
     assert len(list((tmp_path / 'cache').glob('*.npy'))) == 4
+
+
+def test_a_damaged_image_cache_heals(tmp_path, capsys):
+    """Truncated (a killed copy, a full disk) or altered in place (same size: the key cannot
+    see it): the next open rebuilds the cache, says why in one line, and reads the images."""
+    import cv2
+    from bench.engine.image_cache import DecodedImages
+    paths = []
+    for i in range(3):
+        p = tmp_path / f'{i}.png'
+        cv2.imwrite(str(p), np.full((16, 24, 3), 50 + 40 * i, np.uint8))
+        paths.append(str(p))
+    DecodedImages(paths, tmp_path / 'cache')
+    data = next(f for f in (tmp_path / 'cache').glob('*.npy') if '.sizes' not in f.name)
+    good = data.read_bytes()
+
+    data.write_bytes(good[:len(good) // 2])                     # truncated
+    capsys.readouterr()
+    a = DecodedImages(paths, tmp_path / 'cache')
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and 'unreadable' in out[0] and 'rebuilding' in out[0], out
+    assert (a.pixels[2] == 130).all() and data.read_bytes() == good
+    del a
+
+    damaged = bytearray(good)                                   # same size, other bytes
+    damaged[-100] ^= 0xFF
+    data.write_bytes(bytes(damaged))
+    b = DecodedImages(paths, tmp_path / 'cache')
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and 'checksum' in out[0] and 'rebuilding' in out[0], out
+    assert (b.pixels[2] == 130).all() and data.read_bytes() == good
+    assert not list((tmp_path / 'cache').glob('*tmp*'))
+
+
+REALDATA = Path(__file__).parent / 'data' / 'realdata'
+
+
+@pytest.fixture
+def coco_env(tmp_path, monkeypatch):
+    """Params reading MMPose's own COCO test photographs (4 images of mixed sizes, one
+    annotation file for every split) in place."""
+    from conftest import write_params
+    ann = 'annotations/person_keypoints.json'
+    write_params(tmp_path, data=dict(source='coco', coco=dict(
+        root=str(REALDATA / 'coco'), img_prefix='images/',
+        ann_files=dict(train=ann, val=ann, test=ann))))
+    monkeypatch.setenv('POSEBENCH_WORKDIR', str(tmp_path))
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmpose')
+    return load_params(tmp_path / 'params.yaml')
+
+
+@pytest.mark.parametrize('method', ['regression_dark', 'cls_ohem'])
+def test_batched_path_on_real_photographs_of_mixed_sizes(coco_env, method):
+    """Real photographs of four sizes: every batch of two (so most batches lack the largest
+    image, which the image cache pads to) crops what MMPose's per-sample pipeline crops."""
+    cfg = build_config(coco_env, method, 0)
+    from mmpose.registry import DATASETS
+    n = len(DATASETS.build(cfg.train_dataloader.dataset))
+    assert n >= 8
+    for start in range(0, n - 1, 2):
+        indices = [start, start + 1]
+        draws = [DRAWS[start % len(DRAWS)], DRAWS[(start + 1) % len(DRAWS)]]
+        pre, out = _batched(cfg, indices, draws)
+        crops = (out['inputs'] * pre.std + pre.mean)[:, [2, 1, 0]]
+        for k, (i, d) in enumerate(zip(indices, draws)):
+            ref = _reference(cfg, i, d)
+            ref_img = ref['inputs'].float()
+            assert ref_img.shape == crops[k].shape
+            diff = (crops[k] - ref_img).abs()
+            assert diff.mean() < 0.6, (method, i, float(diff.mean()))
+            assert torch.quantile(diff.flatten(), 0.99) < 4.0, (method, i)
+            t = _np(out['data_samples'][k].gt_instance_labels.keypoint_weights)
+            np.testing.assert_array_equal(
+                t, _np(ref['data_samples'].gt_instance_labels.keypoint_weights))

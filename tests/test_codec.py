@@ -165,11 +165,16 @@ def test_round_trip(W, H, sigma):
         kp, scores = codec.decode(enc['heatmaps'])
         assert kp.shape == (1, len(pts), 2) and scores.shape == (1, len(pts))
         worst = max(worst, np.abs(kp[0] / STRIDE - pts).max())
-        # the score is the probability P_j at the arg-max pixel of the recovered Gaussian
+        # the score is the recovered Gaussian's peak G_j, the second score the probability
+        # P_j at the same pixel
         from bench.codecs.pixel_class_label import recover_gaussians
         G = recover_gaussians(enc['heatmaps'][None])[0, :len(pts)].reshape(len(pts), -1)
         P = enc['heatmaps'][1:len(pts) + 1].reshape(len(pts), -1)
-        np.testing.assert_array_equal(scores[0], P[np.arange(len(pts)), G.argmax(1)])
+        peak = G.argmax(1)
+        np.testing.assert_array_equal(scores[0], G[np.arange(len(pts)), peak].astype(np.float32))
+        _, s2, probs = codec.decode_with_probs(enc['heatmaps'][None])
+        np.testing.assert_array_equal(s2, scores)
+        np.testing.assert_array_equal(probs[0], P[np.arange(len(pts)), peak])
     assert worst < 0.05
 
 
@@ -261,8 +266,61 @@ def test_batch_decode_matches_decode_and_accepts_tensors():
         am = recover_gaussians(probs[b][None])[0].reshape(K, -1).argmax(1)
         grid = np.stack([am % 32, am // 32], -1) * STRIDE
         assert np.abs(kp[0] - grid).max() <= STRIDE + 1e-4
-        P = probs[b, 1:].reshape(K, -1)
-        np.testing.assert_allclose(sc[0], P[np.arange(K), am], rtol=1e-6)
+        G = recover_gaussians(probs[b][None])[0].reshape(K, -1)
+        np.testing.assert_allclose(sc[0], G[np.arange(K), am], rtol=1e-6)
+
+
+def _whole_map_decode(codec, probs):
+    """The reference decoder: every pixel's Gaussians solved (recover_gaussians), then the
+    codec's own arg-max and refinement."""
+    from bench.codecs.pixel_class_label import recover_gaussians
+    B, C, H, W = probs.shape
+    M = B * (C - 1)
+    maps = recover_gaussians(probs).reshape(M, H * W)
+    m = np.arange(M)
+    am = maps.argmax(1)
+    y, x = np.divmod(am, W)
+    locs = codec._refine(codec._patch(maps, m, x, y), x, y, maps[m, am])
+    locs[probs[:, 1:].reshape(M, -1)[m, am] <= 0] = -1
+    return ((locs * codec.scale_factor).astype(np.float32).reshape(B, C - 1, 2),
+            maps[m, am].astype(np.float32).reshape(B, C - 1))
+
+
+@pytest.mark.parametrize('hm,sigma', [(16, 1.5), (64, 1.5), (64, 2.0), (7, 1.0)])
+def test_local_decode_equals_whole_map_solve(hm, sigma):
+    """The decoder solves the mixture only near candidate peaks and their stencils; keypoints
+    and scores must equal the whole-map solver's (the acceptance asks for 1e-6 px): exact
+    targets, crowded keypoints, noisy softmaxes, keypoints off the grid and on its border."""
+    rng = np.random.default_rng(hm)
+    codec = make_codec(hm, hm, sigma)
+    for trial in range(24):
+        B = 3
+        kp = rng.uniform(-2, hm * STRIDE + 2, (B, K, 2))
+        if trial % 3 == 0:      # half the keypoints crowd one spot
+            kp[:, :8] = kp[:, :1] + rng.normal(0, STRIDE, (B, 8, 2))
+        if trial % 4 == 1:      # on the border
+            kp[:, :4, 0] = 0.0
+        probs = np.stack([codec.encode(kp[b:b + 1])['heatmaps'] for b in range(B)])
+        if trial % 2:
+            logits = np.log(probs + 1e-3) + rng.normal(0, 1.0, probs.shape)
+            probs = (np.exp(logits) / np.exp(logits).sum(1, keepdims=True)).astype(np.float32)
+        got_kp, got_sc = codec._decode_array(probs)
+        ref_kp, ref_sc = _whole_map_decode(codec, probs)
+        np.testing.assert_allclose(got_kp / STRIDE, ref_kp / STRIDE, atol=1e-6, rtol=0)
+        np.testing.assert_allclose(got_sc, ref_sc, atol=1e-7, rtol=0)
+
+
+def test_local_decode_solves_few_pixels(monkeypatch):
+    """The point of the local solve: a handful of pixels per keypoint, not H*W."""
+    import bench.codecs.pixel_class_label as pcl
+    solved = []
+    real = pcl.gaussian_rows
+    monkeypatch.setattr(pcl, 'gaussian_rows', lambda rows: solved.append(len(rows)) or
+                        real(rows))
+    codec = make_codec(64, 64, 1.5)
+    kp = np.random.default_rng(0).uniform(20, 230, (1, K, 2))
+    codec.decode(codec.encode(kp)['heatmaps'])
+    assert 0 < sum(solved) <= 20 * K
 
 
 def test_decode_all_zero_channel():

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -34,7 +35,8 @@ def _env() -> dict:
 def _dvc(repo: Path, *args: str) -> str:
     proc = subprocess.run(['dvc', *args], cwd=repo, env=_env(), capture_output=True, text=True,
                           timeout=900)
-    assert proc.returncode == 0, f'dvc {" ".join(args)}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}'
+    assert proc.returncode == 0, \
+        f'dvc {" ".join(args)}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}'
     return proc.stdout + proc.stderr
 
 
@@ -169,3 +171,48 @@ def test_a_profile_runs_beside_the_default_study(tmp_path):
     assert '1 epochs' in readme and (prof / 'reports' / 'figures' / 'heatmaps.png').is_file()
     assert 'Data and pipelines are up to date' in _dvc(repo, 'repro', 'profiles/tiny/dvc.yaml')
     assert 'up to date' in _dvc(repo, 'status', 'profiles/tiny/dvc.yaml')
+
+
+REALDATA = ROOT / 'tests' / 'data' / 'realdata'
+
+
+@pytest.mark.slow
+def test_real_photographs_run_through_every_stage(tmp_path):
+    """MMPose's own COCO (17 keypoints, photographs of four sizes, the batched data path) and
+    CrowdPose (14 keypoints, no ``area`` field: CocoMetric with ``use_area=False`` and the
+    crowd IoU, from the metainfo) test data, each as a profile through ``dvc repro``: every
+    stage completes, the metrics are finite and the report's figures are drawn. Accuracy is
+    not the point (a dozen instances, one epoch)."""
+    repo = dvc_repo(tmp_path / 'repo', train={'epochs': 1})
+    ann = 'annotations/person_keypoints.json'
+    datasets = {'coco': 'configs/_base_/datasets/coco.py',
+                'crowdpose': 'configs/_base_/datasets/crowdpose.py'}
+    for name, metainfo in datasets.items():
+        prof = repo / 'profiles' / name
+        prof.mkdir(parents=True)
+        doc = {'extends': '../../params.yaml', 'profile': name,
+               'active_methods': ['regression_dark', 'cls_ohem'],
+               'data': {'source': 'coco', 'metainfo': metainfo,
+                        'coco': {'root': str(REALDATA / name), 'img_prefix': 'images/',
+                                 'ann_files': {s: ann for s in ('train', 'val', 'test')}}}}
+        (prof / 'params.yaml').write_text(yaml.safe_dump(doc, sort_keys=False))
+        proc = subprocess.run([sys.executable, '-m', 'bench', 'pipeline', name], cwd=repo,
+                              env=_env(), capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    _git(repo, 'add', '-A')
+    _git(repo, 'commit', '-qm', 'real-data profiles')
+    for name in datasets:
+        prof = repo / 'profiles' / name
+        _dvc(repo, 'repro', f'profiles/{name}/dvc.yaml')
+        for method in ('regression_dark', 'cls_ohem'):
+            m = json.loads((prof / 'runs' / 'metrics' / f'{method}.json').read_text())['seed0']
+            assert m['status'] == 'ok', (name, method, m)
+            for key in ('PCK@0.1', 'AUC', 'EPE', 'AP'):
+                assert np.isfinite(m[key]), (name, method, key, m[key])
+            K = 17 if name == 'coco' else 14
+            assert len(m['per_joint_pck']) == K
+        reports = prof / 'reports'
+        assert 'Baseline' in (reports / 'README.md').read_text()
+        for fig in ('heatmaps.png', 'learning_curves.png', 'calibration.png'):
+            assert (reports / 'figures' / fig).stat().st_size > 10_000, (name, fig)
+        assert 'up to date' in _dvc(repo, 'status', f'profiles/{name}/dvc.yaml')

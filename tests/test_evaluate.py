@@ -75,3 +75,25 @@ def test_params_edit_after_training_does_not_change_the_scores(tiny_work):
         assert z['count'].sum() == 12 * 18 * 16 * 16
     assert not (run['regression_dark'].eval / 'pixel_calibration.npz').exists()
     assert os.path.getsize(run['cls_ohem'].train / RUN_CONFIG) > 1000
+    # the classification head's second score (P_j) and the AP it gives, beside its own
+    assert 0 <= cls['AP_P'] <= 1 and 'AP_P' not in reg
+    with np.load(run['cls_ohem'].eval / 'keypoints.npz') as test:
+        assert test['probs'].shape == test['scores'].shape
+        assert (test['probs'] <= test['scores'] + 1e-6).all()  # G_j >= P_j at any pixel
+    with np.load(run['regression_dark'].eval / 'keypoints.npz') as test:
+        assert 'probs' not in test.files
+
+    # the data changes under a trained run: one line naming the run, never MMPose's assertion
+    manifest = tiny_work / 'data' / 'manifest.json'
+    manifest.write_text(manifest.read_text().replace('"stickman"', '"stickman-edited"', 1))
+    proc = bench(tiny_work, 'evaluate', '--method', 'cls_ohem', '--seed', '0', check=False)
+    assert proc.returncode != 0
+    err = proc.stderr.strip().splitlines()  # the progress lines, then the error
+    assert err[-1].startswith('error: ') and 'Traceback' not in proc.stderr, err
+    assert 'cls_ohem/seed0' in err[-1] and 'other data' in err[-1], err
+    ann = tiny_work / 'data' / 'stickman' / 'annotations' / 'test.json'
+    ann.unlink()
+    proc = bench(tiny_work, 'evaluate', '--method', 'regression_dark', '--seed', '0', check=False)
+    err = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0 and err[-1].startswith('error: '), err
+    assert 'regression_dark/seed0' in err[-1] and 'are gone' in err[-1], err

@@ -314,7 +314,7 @@ def test_kl_ranking_ignores_target_entropy():
     n_kept = int(kept_neg.sum())
     assert 0 < n_kept <= int(wrong.sum())
     assert bool(wrong[kept_neg].all())                # only mispredicted pixels are mined
-    soft_tail = bg & ~far                             # background with entropy > 0, predicted perfectly
+    soft_tail = bg & ~far  # background with entropy > 0, predicted perfectly
     assert float(kl[soft_tail].abs().max()) < 1e-5
     ce = ce_map(logits, target)
     assert float(ce[soft_tail].max()) > float(ce[wrong].max())  # CE would pick the tail

@@ -37,9 +37,14 @@ def test_train_and_evaluate_both_formulations(tiny_work):
         for stage in ('train', 'evaluate'):  # as the DVC stages run them: every seed
             proc = bench(tiny_work, stage, '--method', method)
             log = proc.stdout + proc.stderr
-            # the stack's per-run noise is filtered (bench/_quiet.py), its real log is not
+            # the stack's per-run noise is filtered (bench/_quiet.py); its real log goes to
+            # the run's work dir, not the console (bench/console.py)
             assert 'The prefix is not set' not in log and '"FileClient"' not in log
-            assert 'mmengine - INFO' in log
+            assert 'mmengine - INFO' not in log and '\r' not in log
+            assert f'{stage} {method}: 1/1 runs done' in log
+            kind = 'train' if stage == 'train' else 'eval'
+            logs = list((tiny_work / 'runs' / kind / method / 'seed0').rglob('*/*.log'))
+            assert logs and 'mmengine - INFO' in logs[-1].read_text()
         run = _run(tiny_work, method)
         status = json.loads((run.train / 'status.json').read_text())
         assert status['status'] == 'ok' and status['epochs'] == 2
@@ -143,8 +148,9 @@ def test_divergence_guard_stops_run_and_spares_siblings(tiny_work):
 
     # every seed of the method in one process: a diverged seed does not stop the next one
     proc = bench(tiny_work, 'train', '--method', 'cls_ohem')
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('error:')]
-    assert len(lines) == 2, proc.stdout[-3000:]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith('error:')]
+    assert len(lines) == 2, proc.stderr[-3000:]
+    assert proc.stderr.count('  log: ') == 2  # each diverged run points to its log
     for seed, msg in enumerate(lines):
         assert f'cls_ohem/seed{seed}' in msg and 'epoch' in msg and 'iteration' in msg, msg
         run = _run(tiny_work, 'cls_ohem', seed)

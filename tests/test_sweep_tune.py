@@ -205,14 +205,16 @@ def test_sweep_and_tuning_through_dvc(tmp_path):
     assert axis.loc[0, 'baseline_floor'] < axis.loc[0, 'variant_floor'] - 0.01
     assert 'Floors differ' in readme and 'hm8s1 (' in readme
     metrics = json.loads((runs / 'metrics' / 'cls_ohem.json').read_text())
-    assert set(metrics) == {'seed0', 'hm8s1-seed0'} and metrics['hm8s1-seed0']['geometry'] == 'hm8s1'
+    assert set(metrics) == {'seed0', 'hm8s1-seed0'}
+    assert metrics['hm8s1-seed0']['geometry'] == 'hm8s1'
 
     # a third geometry: the train stages re-run, and train only its runs
     doc = yaml.safe_load((repo / 'params.yaml').read_text())
     doc['sweep'].append({'heatmap_size': [4, 4], 'sigma': 1.0})
     (repo / 'params.yaml').write_text(yaml.safe_dump(doc, sort_keys=False))
     out = _dvc(repo, 'repro')
-    assert 'cls_ohem/seed0: already trained' in out and 'cls_ohem/hm8s1-seed0: already trained' in out
+    assert 'cls_ohem/seed0: already trained' in out
+    assert 'cls_ohem/hm8s1-seed0: already trained' in out
     assert "Running stage 'tune@cls_ohem'" not in out  # the rate does not depend on the sweep
     assert list(pd.read_csv(reports / 'resolution.csv').geometry) == ['hm4s1', 'hm8s1', 'hm16s1.5']
 

@@ -82,8 +82,16 @@ class PixelClassLabel(BaseKeypointCodec):
     difference gradient and Hessian (DARK's second-order Taylor step, exact
     for a Gaussian) and, on an axis where the arg-max is a border pixel, the
     two-point formula with the codec's sigma. Offsets are limited to 1 pixel.
-    The score is :math:`P_j` at the arg-max pixel: a probability, not
-    rescaled.
+    The Gaussians are solved only where decoding reads them (the pixels
+    that can hold a map's maximum, and the refinement's stencil: see
+    :meth:`local_gaussians`), with the same result as on the whole map.
+
+    The score is :math:`G_j` at the arg-max pixel: the recovered Gaussian's
+    peak, the analogue of a regression heatmap's maximum. :math:`P_j` there
+    (a probability, which keypoints crowding one pixel share, so a
+    perfectly predicted keypoint next to others scores well below 1) is the
+    second score, from :meth:`decode_with_probs`. With
+    ``decode_exact=False`` the score is :math:`P_j`.
 
     Note:
 
@@ -412,8 +420,9 @@ class PixelClassLabel(BaseKeypointCodec):
         Returns:
             tuple:
             - keypoints (np.ndarray): Decoded coordinates in shape (1, K, 2)
-            - scores (np.ndarray): (1, K), the probability of keypoint j at
-                its arg-max pixel
+            - scores (np.ndarray): (1, K), the recovered Gaussian
+                :math:`G_j` at the decoded pixel (:math:`P_j` with
+                ``decode_exact=False``)
         """
         return self._decode_array(np.asarray(encoded)[None])
 
@@ -430,34 +439,157 @@ class PixelClassLabel(BaseKeypointCodec):
         keypoints, scores = self._decode_array(batch_encoded)
         return list(keypoints[:, None]), list(scores[:, None])
 
-    def _decode_array(self,
-                      probs: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """(B, K+1, H, W) -> keypoints (B, K, 2), scores (B, K)."""
+    def decode_with_probs(self, batch_encoded) -> Tuple[np.ndarray, ...]:
+        """Decode a batch (B, K + 1, H, W), a torch.Tensor or np.ndarray, and keep both
+        scores.
+
+        Returns:
+            tuple:
+            - keypoints (np.ndarray): (B, K, 2) in the input image space
+            - scores (np.ndarray): (B, K), the recovered Gaussian's value
+                :math:`G_j` at the decoded pixel (:math:`P_j` with
+                ``decode_exact=False``)
+            - probs (np.ndarray): (B, K), the class probability :math:`P_j`
+                at the same pixel
+        """
+        if not isinstance(batch_encoded, np.ndarray):
+            batch_encoded = batch_encoded.detach().float().cpu().numpy()
+        return self._decode_array(batch_encoded, with_probs=True)
+
+    def _decode_array(self, probs: np.ndarray, with_probs: bool = False):
+        """(B, K+1, H, W) -> keypoints (B, K, 2), scores (B, K) [, P_j (B, K)]."""
         B, C, H, W = probs.shape
         K = C - 1
         M = B * K
-        P = probs[:, 1:].reshape(M, H * W)
-        maps = recover_gaussians(probs).reshape(M, H * W) \
-            if self.decode_exact else P
-        am = maps.argmax(1)
         m = np.arange(M)
-        scores = P[m, am]
-        y, x = np.divmod(am, W)
-        if self.decode_refine and W >= 3 and H >= 3 and M > 0:
-            locs = self._refine(maps, m, x, y, maps[m, am])
+        refine = self.decode_refine and W >= 3 and H >= 3 and M > 0
+        if self.decode_exact and M > 0 and H >= 3 and W >= 3:
+            am, patch = self.exact_peaks(probs)
+            y, x = np.divmod(am, W)
+            i = np.stack((x - np.clip(x, 1, W - 2), y - np.clip(y, 1, H - 2)), -1) + 1
+            scores = patch[m, i[:, 1] * 3 + i[:, 0]]
+            patch = patch if refine else None
+        else:  # no exact decoding, or maps too small for a stencil: the whole map
+            P = probs[:, 1:].reshape(M, H * W)
+            maps = recover_gaussians(probs).reshape(M, H * W) if self.decode_exact else P
+            am = maps.argmax(1)
+            scores = maps[m, am]
+            y, x = np.divmod(am, W)
+            patch = self._patch(maps, m, x, y) if refine else None
+        if refine:
+            locs = self._refine(patch, x, y, scores)
         else:
             locs = np.stack((x, y), axis=-1).astype(np.float64)
-        locs[scores <= 0] = -1
-        keypoints = (locs * self.scale_factor).astype(np.float32)
-        return keypoints.reshape(B, K, 2), scores.astype(
-            np.float32).reshape(B, K)
+        # P_j at the decoded pixel, read in place (probs[:, 1:] is not contiguous)
+        peak_probs = probs.reshape(B, C, H * W)[m // K, m % K + 1, am]
+        locs[peak_probs <= 0] = -1
+        keypoints = (locs * self.scale_factor).astype(np.float32).reshape(B, K, 2)
+        scores = scores.astype(np.float32).reshape(B, K)
+        if with_probs:
+            return keypoints, scores, peak_probs.astype(np.float32).reshape(B, K)
+        return keypoints, scores
 
-    def _refine(self, P: np.ndarray, m: np.ndarray, x: np.ndarray,
-                y: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        """Sub-pixel refinement of the arg-max pixels (x, y) of the flattened
-        maps P (M, H*W) (the recovered Gaussians, or the probabilities
-        themselves), on L = log P; ``scores`` (M,) are the maps' values at
-        (x, y). Returns (M, 2) positions.
+    def exact_peaks(self, probs: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        r"""Each recovered Gaussian's arg-max pixel and its 3x3 neighbourhood, solved only
+        where the whole-map solver's answer could be.
+
+        Args:
+            probs (np.ndarray): (B, K + 1, H, W) probabilities, channel 0 = background
+
+        Returns (maps of at least 3x3 pixels):
+            tuple:
+            - am (np.ndarray): (B * K,) flat arg-max pixel of each :math:`G_j`, as
+                ``recover_gaussians(probs).reshape(B * K, -1).argmax(1)`` (first pixel on ties)
+            - patch (np.ndarray): (B * K, 9) float64 :math:`G_j` on the 3x3 stencil around
+                it, shifted inside the map at the borders (row-major)
+
+        Every value is :func:`gaussian_rows`'s, the whole-map solver's own per-pixel solve, so
+        the result is the whole map's. Why few pixels suffice: a pixel's solution lies in
+        :math:`T \in [\min(1 - P_0, S / P_{max}), \min(-\log P_0, (1 - P_0) S / P_{max})]`
+        (:func:`recover_gaussians`; the last bound holds because the dominant keypoint's own
+        factor is at least the product: :math:`1 - r_{max} T \ge P_0`), so
+        :math:`G_j = P_j T / S` has a lower and an upper bound per pixel
+        (:math:`S = \sum_k P_k`), nearly equal where one keypoint dominates. The lower
+        bound at :math:`P_j`'s own arg-max bounds :math:`\max G_j` from below; only
+        pixels whose upper bound reaches it are solved (a few per keypoint), then the
+        stencil around the winner.
+        """
+        B, C, H, W = probs.shape
+        K, HW = C - 1, H * W
+        x = np.asarray(probs).reshape(B, C, HW)
+        Pk = x[:, 1:]
+        S = Pk.sum(1)                                                  # (B, HW)
+        if not np.isfinite(S).all() or Pk.min() < 0:
+            Pk = np.maximum(np.where(np.isfinite(Pk), Pk, 0), 0)       # as the solver clamps
+            S = Pk.sum(1)
+        p0 = x[:, 0].astype(np.float64)
+        P0 = np.clip(np.where(np.isfinite(p0), p0, 0.0), 1e-300, 1.0)  # (B, HW)
+        S = S.astype(np.float64)
+        with np.errstate(divide='ignore', invalid='ignore'):
+            pole = np.where(S > 0, S / Pk.max(1), 0.0)                 # S / P_max
+            inv_S = np.where(S > 0, 1.0 / S, 0.0)
+            q0 = -np.expm1(np.log(P0))                                 # 1 - P0
+            lo = np.minimum(q0, pole) * inv_S                          # G_j / P_j >= lo
+            hi = np.minimum(-np.log(P0), q0 * pole) * inv_S            # G_j / P_j <= hi
+        # the lower bound at P_j's arg-max, with a margin far above the rounding of float32
+        # inputs and of the float64 solve
+        amP = Pk.argmax(2)                                             # (B, K)
+        tau = (np.take_along_axis(Pk, amP[..., None], 2)[..., 0]
+               * np.take_along_axis(lo, amP, 1)) * (1 - 1e-4)          # (B, K) <= max G_j
+        thr = np.maximum(tau / np.maximum(hi.max(1), 1e-300)[:, None], 1e-38)
+        # P_j hi_max >= tau (flatnonzero: np.nonzero is 4x slower on 3-D masks)
+        bj, pix = np.divmod(np.flatnonzero(Pk >= thr[..., None].astype(Pk.dtype)), HW)
+        b, j = np.divmod(bj, K)
+        ok = Pk[b, j, pix] * hi[b, pix] >= tau[b, j]                   # P_j hi >= tau
+        rowid = np.full((B, HW), -1, np.intp)
+        rowid[b[ok], pix[ok]] = 0
+        rb, rp = np.divmod(np.flatnonzero(rowid + 1), HW)              # sorted (b, pix)
+        rowid[rb, rp] = np.arange(rb.size)
+        G = gaussian_rows(x[rb, :, rp]) if rb.size else np.zeros((0, K))
+        # per map, the first candidate row holding the maximum (rows are sorted by pixel)
+        n = rb.size
+        starts = np.searchsorted(rb, np.arange(B))
+        counts = np.diff(np.append(starts, n))
+        am = np.zeros((B, K), np.intp)
+        has = counts > 0
+        if n:
+            st = np.minimum(starts, n - 1)
+            gmax = np.maximum.reduceat(G, st, axis=0)                  # (B, K)
+            first = np.where(G == gmax[rb], np.arange(n)[:, None], n)
+            first = np.minimum.reduceat(first, st, axis=0)
+            win = has[:, None] & (gmax > 0)
+            am[win] = rp[first[win]]
+        # the 3x3 stencil around each maximum: solve the pixels not solved yet
+        am = am.reshape(-1)
+        ay, ax = np.divmod(am, W)
+        centre = np.clip(ay, 1, H - 2) * W + np.clip(ax, 1, W - 2)
+        sten = np.clip(centre[:, None] + self._off9, 0, HW - 1)         # (B * K, 9)
+        sb = np.repeat(np.arange(B), K)[:, None]
+        missing = rowid[sb, sten] < 0
+        if missing.any():
+            need = np.zeros((B, HW), bool)
+            need[np.broadcast_to(sb, sten.shape)[missing], sten[missing]] = True
+            nb, npx = np.divmod(np.flatnonzero(need), HW)
+            rowid[nb, npx] = n + np.arange(nb.size)
+            G = np.concatenate((G, gaussian_rows(x[nb, :, npx])))
+        patch = G[rowid[sb, sten], np.tile(np.arange(K), B)[:, None]]
+        return am, patch
+
+    def _patch(self, P: np.ndarray, m: np.ndarray, x: np.ndarray,
+               y: np.ndarray) -> np.ndarray:
+        """The 3x3 stencil (M, 9) of the flattened maps P (M, H*W) around
+        pixels (x, y), shifted inside the grid (row-major)."""
+        W = self.heatmap_size[0]
+        s = np.minimum(np.maximum(np.stack((x, y), axis=-1), 1), self._smax)
+        return P[m[:, None], (s[:, 1] * W + s[:, 0])[:, None] + self._off9]
+
+    def _refine(self, patch: np.ndarray, x: np.ndarray, y: np.ndarray,
+                scores: np.ndarray) -> np.ndarray:
+        """Sub-pixel refinement of the arg-max pixels (x, y) of M maps (the
+        recovered Gaussians, or the probabilities themselves), on L = log P;
+        ``patch`` (M, 9) is each map's 3x3 stencil around its arg-max,
+        shifted inside the grid, ``scores`` (M,) the maps' values at (x, y).
+        Returns (M, 2) positions.
 
         - both coordinates of the arg-max off the border: one Newton step
           with the 3x3 finite-difference gradient and Hessian (DARK) when the
@@ -469,11 +601,10 @@ class PixelClassLabel(BaseKeypointCodec):
 
         Offsets are limited to 1 px.
         """
-        W = self.heatmap_size[0]
+        M = len(x)
+        m = np.arange(M)
         xy = np.stack((x, y), axis=-1)  # (M, 2)
-        # 3x3 stencil around the arg-max, shifted inside the grid
         s = np.minimum(np.maximum(xy, 1), self._smax)
-        patch = P[m[:, None], (s[:, 1] * W + s[:, 0])[:, None] + self._off9]
         L = np.log(np.maximum(patch, _LOG_FLOOR, dtype=np.float64))  # (M, 9)
         i = xy - s + 1  # stencil position of the arg-max, (M, 2) in {0,1,2}
         # profiles through the arg-max along x (row iy) and y (column ix)
@@ -535,10 +666,20 @@ def recover_gaussians(probs: np.ndarray) -> np.ndarray:
     result matches the encoder's Gaussians to float64 precision.
     """
     probs = np.asarray(probs, dtype=np.float64)
-    probs = np.where(np.isfinite(probs), probs, 0.0)
     B, C, H, W = probs.shape
-    P0 = np.clip(probs[:, 0], 1e-300, 1.0).reshape(-1)  # (B*H*W,)
-    Pk = np.maximum(probs[:, 1:], 0.0).transpose(0, 2, 3, 1).reshape(-1, C - 1)
+    G = gaussian_rows(probs.transpose(0, 2, 3, 1).reshape(-1, C))
+    return G.reshape(B, H, W, C - 1).transpose(0, 3, 1, 2)
+
+
+def gaussian_rows(rows: np.ndarray) -> np.ndarray:
+    """:func:`recover_gaussians` for pixels taken one by one: ``rows`` (n, K+1) are n pixels'
+    probabilities (column 0 = background); returns their Gaussians (n, K). Each row is solved
+    on its own, so any subset of a map's pixels gets exactly the values the whole map gets."""
+    rows = np.asarray(rows, dtype=np.float64)
+    rows = np.where(np.isfinite(rows), rows, 0.0)
+    C = rows.shape[1]
+    P0 = np.clip(rows[:, 0], 1e-300, 1.0)  # (n,)
+    Pk = np.maximum(rows[:, 1:], 0.0)
     S = Pk.sum(1)
     r = Pk / np.maximum(S, 1e-300)[:, None]  # (M, K)
     r_max = r.max(1) if C > 1 else np.zeros_like(S)
@@ -561,28 +702,36 @@ def recover_gaussians(probs: np.ndarray) -> np.ndarray:
         y_hi = np.log1p(-np.minimum(rm * T_lo, 1.0 - 1e-16))
         y = np.log1p(-np.minimum(rm * t0, 1.0 - 1e-16))
         tol = _REL_TOL * (1.0 + np.abs(logP0))  # |g| is the relative error of the product
+        # the rows still iterating, compacted as they converge (per-call overhead, not
+        # arithmetic, is the cost on the few pixels a decode solves)
         live = np.arange(idx.size)
-        for _ in range(_MAX_ITERS):
-            rl, yl, rml = ri[live], y[live], rm[live]
-            tl = -np.expm1(yl) / rml
-            rt = np.minimum(rl * tl[:, None], 1.0 - 1e-16)
-            g = np.log1p(-rt).sum(1) - logP0[live]
-            # dg/dy = dg/dT * dT/dy = (-sum r / (1 - r T)) * (-e^y / r_max)
-            dg = (rl / (1.0 - rt)).sum(1) * np.exp(yl) / rml
-            up = g < 0  # g rises with y: the root lies above y
-            y_lo[live] = np.where(up, yl, y_lo[live])
-            y_hi[live] = np.where(up, y_hi[live], yl)
-            with np.errstate(divide='ignore', invalid='ignore', over='ignore'):
+        rl, yl, rml, lpl, tll, lol, hil = ri, y.copy(), rm, logP0, tol, y_lo, y_hi
+        with np.errstate(divide='ignore', invalid='ignore', over='ignore'):
+            for _ in range(_MAX_ITERS):
+                tl = -np.expm1(yl) / rml
+                rt = np.minimum(rl * tl[:, None], 1.0 - 1e-16)
+                g = np.log1p(-rt).sum(1) - lpl
+                # dg/dy = dg/dT * dT/dy = (-sum r / (1 - r T)) * (-e^y / r_max)
+                dg = (rl / (1.0 - rt)).sum(1) * np.exp(yl) / rml
+                up = g < 0  # g rises with y: the root lies above y
+                lol = np.where(up, yl, lol)
+                hil = np.where(up, hil, yl)
                 step = yl - g / dg
-            bad = ~np.isfinite(step) | (step <= y_lo[live]) | (step >= y_hi[live])
-            y[live] = np.where(bad, 0.5 * (y_lo[live] + y_hi[live]), step)
-            done = (np.abs(g) <= tol[live]) | (y_hi[live] - y_lo[live] <= 1e-15 *
-                                               np.maximum(np.abs(y_hi[live]), 1.0))
-            y[live[done]] = yl[done]  # the converged point itself, not one more step
-            live = live[~done]
-            if not live.size:
-                break
+                bad = ~np.isfinite(step) | (step <= lol) | (step >= hil)
+                done = (np.abs(g) <= tll) | (hil - lol <= 1e-15 * np.maximum(np.abs(hil), 1.0))
+                # a converged row keeps the converged point itself, not one more step
+                nxt = np.where(done, yl, np.where(bad, 0.5 * (lol + hil), step))
+                if done.any():
+                    y[live[done]] = nxt[done]
+                    keep = ~done
+                    live, rl, rml, lpl, tll, lol, hil, nxt = (
+                        live[keep], rl[keep], rml[keep], lpl[keep], tll[keep], lol[keep],
+                        hil[keep], nxt[keep])
+                    if not live.size:
+                        break
+                yl = nxt
+            else:
+                y[live] = yl
         t = -np.expm1(y) / rm
         T[idx] = t
-    G = np.clip(r * T[:, None], 0.0, 1.0)
-    return G.reshape(B, H, W, C - 1).transpose(0, 3, 1, 2)
+    return np.clip(r * T[:, None], 0.0, 1.0)

@@ -17,12 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.errors import DatasetError  # noqa: F401  (raised here; also imported from here)
+
 _REQUIRED_TOP = ('images', 'annotations', 'categories')
 _ANN_KEYS = ('id', 'image_id', 'keypoints', 'bbox')
-
-
-class DatasetError(ValueError):
-    """A malformed dataset; the message is one line naming the file and the record."""
 
 
 def _one_line(text: str) -> str:
@@ -193,6 +191,25 @@ def validate_coco_keypoints(ann_file: Path, image_root: Path, num_keypoints: int
         _check_image_files(path, Path(image_root), images, img_label, decode_check)
     return dict(images=len(images), annotations=len(anns),
                 keypoints_labelled=int((vis > 0).sum()))
+
+
+def check_metric_fields(ann_file: Path, use_area: bool) -> None:
+    """Check that ``CocoMetric`` can score against this annotation file with these settings,
+    before any training: with ``use_area`` every annotation needs an ``area`` (CrowdPose's
+    release has none; MMPose evaluates it with ``use_area=False``).
+
+    Raises:
+        DatasetError: one line naming the file, the first annotation without the field, and
+            the setting that needs it.
+    """
+    path = Path(ann_file)
+    if not use_area:
+        return
+    for i, rec in enumerate(_load(path).get('annotations', [])):
+        if 'area' not in rec:
+            _fail(path, f'annotations[{i}] (id={rec.get("id")!r}) has no "area" field, which '
+                        f'CocoMetric needs with use_area: true; set data.coco.use_area: false '
+                        f'(as MMPose does for CrowdPose) or add the field')
 
 
 def _check_image_files(path: Path, root: Path, images: list, label, decode_check: int) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bench.errors import RunError
 
 #: Transforms of the train pipeline the batched path knows, in the only order it supports.
 _SUPPORTED = ('LoadImage', 'GetBBoxCenterScale', 'RandomFlip', 'RandomBBoxTransform',
@@ -62,19 +63,22 @@ class AugmentSpec:
     def from_pipeline(cls, pipeline: Sequence[dict]) -> 'AugmentSpec':
         """Read the spec from a stock top-down train pipeline (list of transform configs).
         A transform the batched path does not implement stops with a one-line error."""
-        from mmpose.datasets.transforms import (GetBBoxCenterScale, RandomBBoxTransform,
-                                                RandomFlip, TopdownAffine)
+        from mmpose.datasets.transforms import (
+            GetBBoxCenterScale,
+            RandomBBoxTransform,
+            RandomFlip,
+            TopdownAffine,
+        )
 
-        from bench.errors import RunError as ConfigError  # here: bench.errors imports engine
         names = [t['type'] for t in pipeline]
         unknown = [n for n in names if n not in _SUPPORTED]
         if unknown:
-            raise ConfigError(
+            raise RunError(
                 f'train pipeline transform(s) {", ".join(unknown)} have no batched version: '
                 f'set train.data_path: mmpose to train on the per-sample pipeline')
         order = [n for n in _SUPPORTED if n in names]
         if names != order or 'TopdownAffine' not in names:
-            raise ConfigError(f'train pipeline {names}: the batched path needs the stock '
+            raise RunError(f'train pipeline {names}: the batched path needs the stock '
                               f'order {list(_SUPPORTED)} with a TopdownAffine')
         by_name = {t['type']: {k: v for k, v in t.items() if k != 'type'} for t in pipeline}
         kw = {}
@@ -87,7 +91,7 @@ class AugmentSpec:
         if 'RandomFlip' in by_name:
             flip = {**_defaults(RandomFlip), **by_name['RandomFlip']}
             if flip['direction'] != 'horizontal' or not isinstance(flip['prob'], (int, float)):
-                raise ConfigError(f'RandomFlip({flip}): the batched path flips horizontally '
+                raise RunError(f'RandomFlip({flip}): the batched path flips horizontally '
                                   f'with one probability only')
             kw['flip_prob'] = float(flip['prob'])
         if 'RandomBBoxTransform' in by_name:
@@ -95,7 +99,8 @@ class AugmentSpec:
             kw['bbox_transform'] = True
             for f in fields(cls):
                 if f.name in bt:
-                    kw[f.name] = tuple(bt[f.name]) if f.name == 'scale_factor' else float(bt[f.name])
+                    v = bt[f.name]
+                    kw[f.name] = tuple(v) if f.name == 'scale_factor' else float(v)
         return cls(**kw)
 
     def to_dict(self) -> dict:

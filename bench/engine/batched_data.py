@@ -105,7 +105,10 @@ class BatchedTopdownDataset:
     def __getitem__(self, i: int) -> dict:
         self.full_init()
         row = self._rows[i]
-        return dict(inputs=self.images.pixels[row],
+        h, w = self.images.sizes[row]
+        # the cache pads every image to the split's largest size: hand out the image itself
+        # (a view), so that a batch pads to its own largest image
+        return dict(inputs=self.images.pixels[row, :h, :w],
                     data_samples=RawTopdownSample(int(i), self.images.sizes[row], self._bbox[i],
                                                   self._kp[i], self._vis[i], self._meta[i],
                                                   self._flip))
@@ -160,8 +163,9 @@ class BatchTopdownPreprocessor(PoseDataPreprocessor):
             batch = torch.from_numpy(np.stack(images))
         else:  # zero padding, top-left: the warp reads 0 outside each image anyway
             batch = torch.zeros((B, h_max, w_max, 3), dtype=torch.uint8)
+            pad = batch.numpy()  # the same memory: copies the read-only cache rows, no warning
             for i, img in enumerate(images):
-                batch[i, :img.shape[0], :img.shape[1]] = torch.from_numpy(np.asarray(img))
+                pad[i, :img.shape[0], :img.shape[1]] = img
         device = self.device
         crops = warp_images(batch.to(device), full, spec.input_size)
         if self._channel_conversion:

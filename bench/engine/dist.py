@@ -13,6 +13,8 @@ import torch.distributed as torch_dist
 from mmengine.model import MMDistributedDataParallel
 from mmengine.registry import MODEL_WRAPPERS
 
+from bench.errors import RunError
+
 
 @MODEL_WRAPPERS.register_module()
 class CPUDistributedDataParallel(MMDistributedDataParallel):
@@ -33,7 +35,6 @@ def slurm_to_torch_env(environ=None) -> dict[str, str]:
     import shutil
     import subprocess
 
-    from bench.errors import RunError
     env = dict(os.environ if environ is None else environ)
     missing = [k for k in ('SLURM_PROCID', 'SLURM_NTASKS') if k not in env]
     if missing:

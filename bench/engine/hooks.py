@@ -13,13 +13,9 @@ from mmengine.dataset import pseudo_collate
 from mmengine.hooks import Hook
 from mmpose.registry import HOOKS
 
-from bench.engine.inference import (input_from_original, test_cfg_override, to_input_frame,
-                                    uses_udp)
+from bench.engine.inference import input_from_original, test_cfg_override, to_input_frame, uses_udp
 from bench.engine.seeding import epoch_generator
-
-
-class DivergenceError(RuntimeError):
-    """A run produced a non-finite loss or weights; the message is one line."""
+from bench.errors import DivergenceError  # noqa: F401  (raised here; also imported from here)
 
 
 @HOOKS.register_module()
@@ -59,6 +55,41 @@ class DivergenceGuardHook(Hook):
 
     def after_train_epoch(self, runner):
         self._check_weights(runner)
+
+
+@HOOKS.register_module()
+class ProgressHook(Hook):
+    """Write the run's progress to ``out_file`` (JSON, atomically) after every training epoch
+    and validation: ``epoch``, ``max_epochs`` and ``val_pck`` (the last validation PCK@0.1,
+    None before the first), for the stage's progress display
+    (:class:`bench.console.StageProgress`), which may run in another process. Reads nothing
+    the training uses and draws no random number.
+
+    Args:
+        out_file (str): where to write (``<work_dir>/progress.json``).
+        metric (str): the validation metric to report. Defaults to ``'PCK'``.
+    """
+
+    def __init__(self, out_file: str, metric: str = 'PCK'):
+        self.out_file = Path(out_file)
+        self.metric = metric
+        self.val_pck = None
+
+    def _write(self, runner) -> None:
+        import json
+        tmp = self.out_file.with_suffix('.tmp')
+        tmp.write_text(json.dumps(dict(epoch=runner.epoch, max_epochs=runner.max_epochs,
+                                       val_pck=self.val_pck)))
+        tmp.replace(self.out_file)
+
+    def after_train_epoch(self, runner) -> None:
+        self._write(runner)
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        value = (metrics or {}).get(self.metric)
+        if value is not None:
+            self.val_pck = float(value)
+            self._write(runner)
 
 
 @HOOKS.register_module()

@@ -1,4 +1,5 @@
-"""A metric that scores a test set *and* keeps what the report needs per keypoint."""
+"""A metric that scores a test set *and* keeps what the report needs per keypoint, and COCO AP
+under a head's second keypoint score."""
 from __future__ import annotations
 
 import math
@@ -9,6 +10,7 @@ import numpy as np
 from mmengine.evaluator import BaseMetric
 from mmpose.evaluation.functional import keypoint_epe, keypoint_pck_accuracy
 from mmpose.evaluation.functional.keypoint_eval import _calc_distances
+from mmpose.evaluation.metrics import CocoMetric
 from mmpose.registry import METRICS
 
 # The PCK-vs-threshold curve and its AUC, on MMPose's ``keypoint_auc`` grid: thresholds
@@ -74,6 +76,37 @@ def _area(sample: dict) -> float:
     return float(area)
 
 
+def _second_score(pred: dict) -> np.ndarray | None:
+    """(K,) ``keypoint_probs``, the classification heads' second score (the class probability
+    at the decoded pixel); None for a head that gives one score only."""
+    p = pred.get('keypoint_probs')
+    return None if p is None else np.asarray(p[0], np.float64)
+
+
+@METRICS.register_module()
+class ScoreCocoMetric(CocoMetric):
+    """MMPose's ``CocoMetric`` ranking instances by another per-keypoint score of the
+    predictions: ``score_key`` (for example ``'keypoint_probs'``) replaces
+    ``keypoint_scores``. Everything else is ``CocoMetric``'s own.
+
+    Args:
+        score_key (str): the ``pred_instances`` field to score keypoints with.
+        **kwargs: ``CocoMetric``'s arguments.
+    """
+
+    def __init__(self, score_key: str = 'keypoint_scores', **kwargs):
+        super().__init__(**kwargs)
+        self.score_key = score_key
+
+    def process(self, data_batch, data_samples: Sequence[dict]) -> None:
+        swapped = []
+        for sample in data_samples:
+            pred = dict(sample['pred_instances'])
+            pred['keypoint_scores'] = pred[self.score_key]
+            swapped.append({**sample, 'pred_instances': pred})
+        super().process(data_batch, swapped)
+
+
 @METRICS.register_module()
 class KeypointRecorder(BaseMetric):
     """Every posebench keypoint metric of a split, and a dump of every keypoint for the report.
@@ -85,7 +118,9 @@ class KeypointRecorder(BaseMetric):
     over instances of :func:`oks_per_instance`; NaN without OKS sigmas in the dataset meta).
 
     The dump ``out_file`` (npz) holds, for N instances and K keypoints: ``img_ids`` (N,),
-    ``scores`` (N, K) the predicted keypoint scores, ``dists`` (N, K) distances divided by the
+    ``scores`` (N, K) the predicted keypoint scores, ``probs`` (N, K) the second score
+    (``keypoint_probs``: a classification head's class probability; only when every sample
+    has one), ``dists`` (N, K) distances divided by the
     bbox size (-1 where the keypoint is not labelled), ``visible`` (N, K) bool,
     ``curve_thresholds`` (T,) and ``curve`` (T,) the PCK curve, ``oks`` (N,), ``areas`` (N,)
     annotated areas, ``bbox_size`` (N,) the PCK normaliser in image px, ``heatmap_px`` (N,)
@@ -121,6 +156,7 @@ class KeypointRecorder(BaseMetric):
                 img_id=sample['img_id'],
                 pred=np.asarray(sample['pred_instances']['keypoints'][:1], np.float64),
                 scores=np.asarray(sample['pred_instances']['keypoint_scores'][0], np.float64),
+                probs=_second_score(sample['pred_instances']),
                 gt=np.asarray(gt['keypoints'][:1], np.float64),
                 mask=np.asarray(gt['keypoints_visible']).astype(bool).reshape(1, -1),
                 bbox_size=float(np.max(bbox[2:] - bbox[:2])),
@@ -156,8 +192,11 @@ class KeypointRecorder(BaseMetric):
         metrics['mean_OKS'] = float(np.nanmean(oks)) if np.isfinite(oks).any() else math.nan
         if self.out_file:
             Path(self.out_file).parent.mkdir(parents=True, exist_ok=True)
+            second = ([r['probs'] for r in results]
+                      if all(r['probs'] is not None for r in results) else None)
+            extra = {} if second is None else dict(probs=np.stack(second))
             np.savez_compressed(
-                self.out_file, img_ids=np.array([r['img_id'] for r in results]),
+                self.out_file, **extra, img_ids=np.array([r['img_id'] for r in results]),
                 scores=np.stack([r['scores'] for r in results]), dists=dists,
                 visible=mask, curve_thresholds=CURVE_THRESHOLDS, curve=curve, oks=oks,
                 areas=areas, bbox_size=bbox_size,

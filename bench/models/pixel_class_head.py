@@ -2,7 +2,7 @@
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
-from mmengine.structures import PixelData
+from mmengine.structures import InstanceData, PixelData
 from torch import Tensor
 
 from mmpose.evaluation.functional import pose_pck_accuracy
@@ -149,6 +149,19 @@ class PixelClassHead(HeatmapHead):
             ]
             return preds, pred_fields
         return preds
+
+    def decode(self, batch_outputs: Tensor) -> list:
+        """Decode (B, K + 1, H, W) probabilities into one ``InstanceData`` per sample:
+        ``keypoints`` (1, K, 2), ``keypoint_scores`` (1, K) (the codec's score: the
+        recovered Gaussian's peak :math:`G_j`) and, when the codec gives it
+        (``decode_with_probs``), ``keypoint_probs`` (1, K): the class probability
+        :math:`P_j` at the same pixel, kept as a second score."""
+        if not hasattr(self.decoder, 'decode_with_probs'):
+            return super().decode(batch_outputs)
+        keypoints, scores, probs = self.decoder.decode_with_probs(batch_outputs)
+        return [InstanceData(keypoints=k[None], keypoint_scores=s[None],
+                             keypoint_probs=p[None])
+                for k, s, p in zip(keypoints, scores, probs)]
 
     def loss(self,
              feats: Tuple[Tensor],

@@ -132,6 +132,19 @@ def calibrated(test_kp: dict, val_kp: dict | None) -> tuple[np.ndarray, np.ndarr
     return fit(np.asarray(test_kp['scores'], float)[t_lab]), t_hit[t_lab].astype(float)
 
 
+def second_score_metrics(test_kp: dict, result: dict) -> dict[str, float]:
+    """``AUROC_P`` (from the dump's ``probs``) and ``AP_P`` (metrics.json): AUROC and AP under
+    a classification head's second score, the class probability (see
+    :mod:`bench.report.scores`); NaN for a head with one score. Not in the metric tables."""
+    out = {'AUROC_P': math.nan, 'AP_P': math.nan}
+    if 'probs' in test_kp:
+        lab, hit = hits(test_kp['dists'])
+        out['AUROC_P'] = stats.auroc(np.asarray(test_kp['probs'], float)[lab], hit[lab])
+    if result.get('AP_P') is not None:
+        out['AP_P'] = float(result['AP_P'])
+    return out
+
+
 def confidence_metrics(test_kp: dict, val_kp: dict | None) -> dict[str, float]:
     """The confidence metrics of one run (labelled test keypoints, hit = PCK@0.1 hit):
 
@@ -350,6 +363,7 @@ def load_study(runs_root: str | Path, methods: Iterable[str], seeds: Iterable[in
             values = {k: float(result[k]) if result.get(k) is not None else math.nan
                       for k in names}
             values.update(confidence_metrics(kp, val_kp))
+            values.update(second_score_metrics(kp, result))
             values.update({k: float(result[k]) if result.get(k) is not None else math.nan
                            for k in PIXEL_METRICS})
 

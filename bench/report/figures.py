@@ -1,6 +1,7 @@
-"""The report's figures: one function per PNG, each drawing from a :class:`~bench.report.collect.Study`
-and/or the report's DataFrames. Every figure colours a method the same way (:func:`palette`,
-keyed by the method order of ``params.yaml``) and names it by its label.
+"""The report's figures: one function per PNG, each drawing from a
+:class:`~bench.report.collect.Study` and/or the report's DataFrames. Every figure colours a
+method the same way (:func:`palette`, keyed by the method order of ``params.yaml``) and names
+it by its label.
 
 A figure whose inputs are missing (no snapshots, no learning curves, a single method) is still
 written, with a one-line note in place of the plot, so the report's file list never changes.

@@ -54,7 +54,8 @@ def _finite_1d(values: ArrayLike) -> np.ndarray:
     return x[np.isfinite(x)]
 
 
-def _finite_pairs(a: ArrayLike, b: ArrayLike, names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
+def _finite_pairs(a: ArrayLike, b: ArrayLike,
+                  names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
     """Two same-shape arrays, flattened, keeping the pairs where both values are finite."""
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)

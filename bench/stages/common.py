@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
+from bench.errors import RunError
 from bench.params import Params, workdir
 
 #: Per-run folders, each ``runs/<kind>/<method>/seed<k>/``.
@@ -161,7 +162,6 @@ def check_run(params: Params, method: str, seed: Optional[int] = None) -> None:
     """``method`` is defined and ``seed`` (when given) is one of ``params.seeds``."""
     # imported here: this module is the light one (paths) that perf and gpu-check import
     # before the stack, and bench.errors pulls in bench.engine
-    from bench.errors import RunError
     if method not in params.methods:
         raise RunError(f'method {method!r} is not defined in params.yaml `methods` '
                        f'(defined: {", ".join(sorted(params.methods))})')
@@ -176,7 +176,7 @@ def runner_names(cfg, run: RunPaths, stage: str) -> None:
     one's visualizer (and its log folder), and two Runners started within one second would
     share a logger. Call it after the training key and the saved config are made: the names
     decide nothing about the result."""
-    name = f'{stage}_{run.method}_{seed_key(run.seed)}'
+    name = f'{stage}_{run.method}_{seed_key(run.seed, run.geometry)}'
     cfg.experiment_name = name
     if isinstance(cfg.get('visualizer'), dict):
         cfg.visualizer['name'] = name
@@ -193,3 +193,11 @@ def write_json(path: Path, obj) -> None:
     tmp = path.with_suffix(path.suffix + '.tmp')
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + '\n')
     tmp.replace(path)
+
+
+def data_fingerprint() -> Optional[str]:
+    """sha256 of ``<workdir>/data/manifest.json`` (the dataset's source, parameters and the
+    sha256 of every annotation file), None when there is none: recorded by every training, so
+    that scoring a run on other data is refused (``bench.stages.evaluate.check_same_data``)."""
+    manifest = workdir() / 'data' / 'manifest.json'
+    return hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else None

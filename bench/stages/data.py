@@ -9,10 +9,11 @@ its annotations change.
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from pathlib import Path
 
-from bench.config import data_layout, num_keypoints
+from bench.data.layout import coco_metric_settings, data_layout, num_keypoints
 from bench.params import STICKMAN_ROOT, Params, workdir
 from bench.stages.common import fingerprint, write_json
 
@@ -25,7 +26,7 @@ CONTACT_SHEET = 'reports/figures/dataset_samples.png'
 
 def run(params: Params) -> dict:
     from bench.data.contact_sheet import draw_contact_sheet
-    from bench.data.validate import validate_split_files
+    from bench.data.validate import check_metric_fields, validate_split_files
 
     start = time.perf_counter()
     layout = data_layout(params)
@@ -36,9 +37,14 @@ def run(params: Params) -> dict:
         knobs = params.data.stickman.model_dump()
         cfg = StickmanConfig(seed=params.data.seed, **{k: tuple(v) if isinstance(v, list) else v
                                                         for k, v in knobs.items()})
-        generate(work / STICKMAN_ROOT, cfg, workers=params.data.workers, progress=True)
+        # tqdm bars on a terminal only (in a pipe their carriage returns are noise)
+        generate(work / STICKMAN_ROOT, cfg, workers=params.data.workers,
+                 progress=sys.stderr.isatty())
     summary = validate_split_files(root, layout['ann_files'], layout['img_prefix'],
                                    num_keypoints(params.data.metainfo))
+    use_area = coco_metric_settings(params)['use_area']
+    for rel in dict.fromkeys(layout['ann_files'].values()):
+        check_metric_fields(root / rel, use_area)
     draw_contact_sheet(root / layout['ann_files']['train'], root / layout['img_prefix'],
                        work / CONTACT_SHEET)
     # the generator's knobs change images without always changing annotations

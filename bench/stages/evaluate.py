@@ -10,7 +10,9 @@ DVC did not re-run cannot change how an old model is scored. The parameters read
 Writes, per seed, in ``runs/eval/<method>/seed<k>/`` (layout: :mod:`bench.stages.common`):
 
 - ``metrics.json``: PCK at ``eval.pck_thresholds``, AUC, EPE, mean OKS, OKS AP/AP50/AP75,
-  per-joint PCK@0.1, and for classification heads the per-pixel ECE;
+  per-joint PCK@0.1, and for classification heads the per-pixel ECE and ``AP_P``: OKS AP
+  with the instances ranked by the second keypoint score (the class probability :math:`P_j`
+  instead of the recovered Gaussian's peak);
 - ``train_status.json``: a copy of the training's ``status.json`` (status, wall time, peak
   memory), so that the report never reads ``runs/train``;
 - ``keypoints.npz``: the test split per keypoint (score, normalised distance, visibility,
@@ -41,14 +43,16 @@ from typing import Optional
 import numpy as np
 
 from bench._quiet import quiet_logger
+from bench.console import StageProgress, build_runner, to_log
 from bench.config import codec_resolution  # a codec's decoding grid, or None
 from bench.errors import RunError
 from bench.params import Params
-from bench.stages.common import (RunPaths, check_run, metrics_file, prune_seeds,
-                                 runner_names, seed_key, write_json)
+from bench.stages.common import (RunPaths, check_run, data_fingerprint, metrics_file,
+                                 prune_seeds, runner_names, seed_key, write_json)
 from bench.stages.run_config import load_run_config
 
-_COCO_KEYS = {'coco/AP': 'AP', 'coco/AP .5': 'AP50', 'coco/AP .75': 'AP75'}
+_COCO_KEYS = {'coco/AP': 'AP', 'coco/AP .5': 'AP50', 'coco/AP .75': 'AP75',
+              'coco_p/AP': 'AP_P'}
 
 
 def run(params: Params, method: str, seed: Optional[int] = None,
@@ -79,18 +83,37 @@ def run(params: Params, method: str, seed: Optional[int] = None,
     def save():
         write_json(path, {k: table[k] for k in everything if k in table})
 
-    if params.train.parallel_runs > 1 and len(keys) > 1 and params.train.launcher == 'none':
-        # the runs side by side, as the train stage trains them (bench/stages/parallel.py)
-        from bench.stages.parallel import train_seeds
-        done = train_seeds(params, method, keys, run_key, what='evaluate')
-        for g, s in keys:
-            table[seed_key(s, g)] = done[(g, s)]
-        save()
-    else:
-        for g, s in keys:
-            table[seed_key(s, g)] = run_one(params, method, s, g)
+    runs = {RunPaths(method, s, geometry=g).name: (g, s) for g, s in keys}
+    with StageProgress(f'evaluate {method}', list(runs), poll=_poller(method, runs)):
+        if params.train.parallel_runs > 1 and len(keys) > 1 and params.train.launcher == 'none':
+            # the runs side by side, as the train stage trains them (bench/stages/parallel.py)
+            from bench.stages.parallel import train_seeds
+            done = train_seeds(params, method, keys, run_key, what='evaluate')
+            for g, s in keys:
+                table[seed_key(s, g)] = done[(g, s)]
             save()
+        else:
+            for g, s in keys:
+                table[seed_key(s, g)] = run_one(params, method, s, g)
+                save()
     return {seed_key(s, g): table[seed_key(s, g)] for g, s in keys}
+
+
+def _poller(method: str, runs: dict):
+    """``poll(run) -> (0, finished, test PCK@0.1)``: a run is finished once its
+    ``metrics.json`` is written during this stage."""
+    started = time.time()
+
+    def poll(name: str) -> tuple:
+        g, s = runs[name]
+        metrics = RunPaths(method, s, geometry=g).eval / 'metrics.json'
+        if metrics.is_file() and metrics.stat().st_mtime >= started - 1:
+            try:
+                return 0, True, json.loads(metrics.read_text()).get('PCK@0.1')
+            except ValueError:
+                return 0, True, None
+        return 0, False, None
+    return poll
 
 
 def run_key(params: Params, method: str, key: tuple[Optional[str], int]) -> dict:
@@ -122,6 +145,7 @@ def run_one(params: Params, method: str, seed: int, geometry: Optional[str] = No
 
     start = time.perf_counter()
     cfg = load_run_config(paths.train, run=paths.name)
+    check_same_data(cfg, status, paths.name, method)
     cfg.work_dir = str(eval_dir / 'work')
     cfg.load_from = str(paths.train / 'final.pth')
     cfg.resume = False
@@ -129,6 +153,11 @@ def run_one(params: Params, method: str, seed: int, geometry: Optional[str] = No
     coco = [e for e in cfg.test_evaluator if e['type'] == 'CocoMetric']
     for e in coco:
         e['outfile_prefix'] = str(eval_dir / 'work' / 'coco')
+    if coco and has_second_score(cfg):
+        # AP under the second score too (the class probability P_j): the report sets it
+        # beside AP under the head's own score
+        coco.append(dict(coco[0], type='ScoreCocoMetric', score_key='keypoint_probs',
+                         prefix='coco_p', outfile_prefix=str(eval_dir / 'work' / 'coco_p')))
     recorder = dict(type='KeypointRecorder', thresholds=list(params.eval.pck_thresholds),
                     heatmap_size=codec_resolution(cfg.model.head.decoder))
     cfg.test_evaluator = [dict(recorder, out_file=str(eval_dir / 'keypoints.npz')), *coco]
@@ -136,15 +165,16 @@ def run_one(params: Params, method: str, seed: int, geometry: Optional[str] = No
     cfg.visualizer = dict(type='PoseLocalVisualizer', vis_backends=[])
     runner_names(cfg, paths, 'evaluate')
 
-    from mmengine.runner import Runner
-    runner = Runner.from_cfg(cfg)
+    runner, log_file = build_runner(cfg)
     quiet_logger(runner.logger)
-    raw = runner.test()
+    with to_log(log_file):  # the COCO evaluator prints its tables
+        raw = runner.test()
     metrics = {_COCO_KEYS.get(k, k): round(float(v), 6) for k, v in raw.items()
-               if k in _COCO_KEYS or not k.startswith('coco/')}
+               if k in _COCO_KEYS or not k.startswith(('coco/', 'coco_p/'))}
     model = runner.model.module if hasattr(runner.model, 'module') else runner.model
-    _dump_split(model, Runner.build_dataloader(cfg.val_dataloader),
-                dict(recorder, out_file=str(eval_dir / 'keypoints_val.npz')))
+    with to_log(log_file):
+        _dump_split(model, runner.build_dataloader(cfg.val_dataloader),
+                    dict(recorder, out_file=str(eval_dir / 'keypoints_val.npz')))
     pixels = _pixel_calibration(model, runner.test_dataloader, eval_dir)
     if pixels is not None:
         metrics['pixel_ECE'] = round(pixels, 6)
@@ -163,6 +193,35 @@ def run_one(params: Params, method: str, seed: int, geometry: Optional[str] = No
                dict(stage='evaluate', wall_s=round(time.perf_counter() - start, 1)))
     write_json(eval_dir / 'cost.json', cost)
     return result
+
+
+def check_same_data(cfg, train_status: dict, run: str, method: str) -> None:
+    """One line, before MMPose's own assertion, when run ``run`` cannot be scored on the data
+    it was trained with: its test annotations are gone, or ``data/manifest.json`` changed since
+    its training (recorded in its status as ``data``; runs trained before it was recorded are
+    checked for the files only).
+
+    Raises:
+        RunError: naming the run, what changed and the command that retrains it.
+    """
+    ds = cfg.test_dataloader.dataset
+    ann = Path(ds.get('data_root', '')) / ds.get('ann_file', '')
+    if not ann.is_file():
+        raise RunError(f'run {run}: its test annotations {ann} are gone (the data changed '
+                       f'since it was trained); retrain it: dvc repro train@{method}')
+    recorded, now = train_status.get('data'), data_fingerprint()
+    if recorded is not None and now is not None and recorded != now:
+        raise RunError(f'run {run} was trained on other data (data/manifest.json changed '
+                       f'since); retrain it: dvc repro train@{method}')
+
+
+def has_second_score(cfg) -> bool:
+    """Whether the run's head decodes a second keypoint score (its codec has
+    ``decode_with_probs``: the class probability beside the recovered Gaussian's peak)."""
+    from mmpose.registry import KEYPOINT_CODECS
+    decoder = cfg.model.head.get('decoder')
+    return decoder is not None and hasattr(KEYPOINT_CODECS.get(decoder['type']),
+                                           'decode_with_probs')
 
 
 def _cost(cfg, model, train_status: dict) -> dict:

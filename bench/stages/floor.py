@@ -26,7 +26,8 @@ import time
 
 import pandas as pd
 
-from bench.config import build_config, codec_is, joint_names, num_keypoints
+from bench.config import build_config, codec_is
+from bench.data.layout import data_layout, joint_names, num_keypoints
 from bench.params import Params, workdir
 from bench.stages.common import write_json
 
@@ -168,7 +169,6 @@ def run(params: Params) -> pd.DataFrame:
 
 
 def _write_imbalance(params: Params, path) -> None:
-    from bench.config import data_layout
     from bench.floor import split_samples
     from bench.imbalance import imbalance_rows
     train_ann = data_layout(params)['ann_files']['train']

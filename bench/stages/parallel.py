@@ -61,7 +61,8 @@ def _call(fn: Callable[[Params, str, int], dict], params: Params, method: str,
 
 
 def train_seeds(params: Params, method: str, seeds: list[int],
-                run_one: Callable[[Params, str, int], dict], what: str = 'train') -> dict[int, dict]:
+                run_one: Callable[[Params, str, int], dict],
+                what: str = 'train') -> dict[int, dict]:
     """{seed: run_one(params, method, seed)} for ``seeds``: in this process one after another,
     or in ``train.parallel_runs`` spawned workers when that is > 1 and there is more than one
     seed. ``run_one`` must be a module-level function (workers import it by name)."""

@@ -33,13 +33,13 @@ import json
 import math
 import os
 import platform
-import sys
 from pathlib import Path
 
 import pandas as pd
 
 from bench.params import Params, ParamsError, workdir
-from bench.report import collect, cost, instrument, resolution, sections, tables, tuning
+from bench.report import (collect, cost, instrument, resolution, scores, sections, tables,
+                          tuning)
 from bench.report.stats import significance_sentence
 from bench.stages import common
 
@@ -51,7 +51,7 @@ MD_FILES = ('summary.md', 'comparison.md', 'per_joint.md')
 def _joint_names(params: Params) -> list[str] | None:
     """Keypoint names in dataset order, from ``data.metainfo`` (None when unavailable)."""
     try:
-        from bench.config import joint_names
+        from bench.data.layout import joint_names
         return joint_names(params.data.metainfo)
     except Exception:  # noqa: BLE001 -- ordering is cosmetic: fall back to metrics.json order
         return None
@@ -82,46 +82,56 @@ def run(params: Params, runs_root: str | Path | None = None,
         raise ParamsError(f'report.headline_metric = {rp.headline_metric!r}: not a report '
                           f'metric (one of {", ".join(metrics)})')
 
-    study = collect.load_study(runs_root, methods, params.seeds,
-                               pck_thresholds=params.eval.pck_thresholds,
-                               pck_reach=rp.pck_reach, joint_order=_joint_names(params))
-    summary = tables.summary_table(study, metrics, labels, confidence=rp.confidence)
-    comparison = tables.comparison_table(study, metrics, rp.baseline, labels,
-                                         headline=rp.headline_metric,
-                                         confidence=rp.confidence, n_resamples=rp.n_bootstrap)
-    per_joint = tables.per_joint_table(study, rp.baseline, labels, confidence=rp.confidence)
-    runs = tables.runs_table(study)
+    from bench.console import StageProgress
+    steps = ['runs read', 'tables', 'figures', 'README']
+    with StageProgress('report', steps, unit='step', item='step') as progress:
+        study = collect.load_study(runs_root, methods, params.seeds,
+                                   pck_thresholds=params.eval.pck_thresholds,
+                                   pck_reach=rp.pck_reach, joint_order=_joint_names(params))
+        progress.run_done('runs read')
+        summary = tables.summary_table(study, metrics, labels, confidence=rp.confidence)
+        comparison = tables.comparison_table(study, metrics, rp.baseline, labels,
+                                             headline=rp.headline_metric,
+                                             confidence=rp.confidence, n_resamples=rp.n_bootstrap)
+        per_joint = tables.per_joint_table(study, rp.baseline, labels, confidence=rp.confidence)
+        runs = tables.runs_table(study)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name, df in zip(CSV_FILES, (summary, comparison, per_joint, runs)):
-        tables.write_csv(df, out_dir / name)
-    tables.write_csv(sections.ap_resolution_table(study, methods, labels),
-                     out_dir / 'ap_resolution.csv')
-    tables.write_text(out_dir / 'summary.md', tables.summary_markdown(summary))
-    tables.write_text(out_dir / 'comparison.md', tables.comparison_markdown(comparison))
-    tables.write_text(out_dir / 'per_joint.md',
-                      tables.per_joint_markdown(per_joint, methods, rp.baseline, labels))
-    headline = {m: {r.metric: (None if not math.isfinite(r.mean) else round(float(r.mean), 6))
-                    for r in summary[summary.method == m].itertuples()} for m in methods}
-    tables.write_text(out_dir / 'metrics.json', json.dumps(headline, indent=2, sort_keys=True))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, df in zip(CSV_FILES, (summary, comparison, per_joint, runs)):
+            tables.write_csv(df, out_dir / name)
+        tables.write_csv(sections.ap_resolution_table(study, methods, labels),
+                         out_dir / 'ap_resolution.csv')
+        tables.write_csv(scores.score_table(study, methods, labels), out_dir / 'scores.csv')
+        tables.write_csv(scores.per_joint_auroc(study, methods, labels),
+                         out_dir / 'auroc_per_joint.csv')
+        tables.write_text(out_dir / 'summary.md', tables.summary_markdown(summary))
+        tables.write_text(out_dir / 'comparison.md', tables.comparison_markdown(comparison))
+        tables.write_text(out_dir / 'per_joint.md',
+                          tables.per_joint_markdown(per_joint, methods, rp.baseline, labels))
+        headline = {m: {r.metric: (None if not math.isfinite(r.mean) else round(float(r.mean), 6))
+                        for r in summary[summary.method == m].itertuples()} for m in methods}
+        tables.write_text(out_dir / 'metrics.json', json.dumps(headline, indent=2, sort_keys=True))
 
-    costs = cost.cost_table(study.costs, summary, rp.headline_metric, labels)
-    tables.write_csv(costs, out_dir / 'cost.csv')
-    tuned = tuning.tuning_table(runs_root, methods, labels, params.tune.lrs,
-                                enabled=params.tune.enabled, default_lr=params.train.lr)
-    tables.write_csv(tuned, out_dir / 'tuning.csv')
-    axis = resolution.resolution_table(
-        _resolution_points(params, runs_root, study), rp.baseline, rp.headline_metric, labels,
-        confidence=rp.confidence,
-        floor=instrument.read_csv(out_dir / 'codec_floor.csv'))
-    tables.write_csv(axis, out_dir / 'resolution.csv')
+        costs = cost.cost_table(study.costs, summary, rp.headline_metric, labels)
+        tables.write_csv(costs, out_dir / 'cost.csv')
+        tuned = tuning.tuning_table(runs_root, methods, labels, params.tune.lrs,
+                                    enabled=params.tune.enabled, default_lr=params.train.lr)
+        tables.write_csv(tuned, out_dir / 'tuning.csv')
+        axis = resolution.resolution_table(
+            _resolution_points(params, runs_root, study), rp.baseline, rp.headline_metric, labels,
+            confidence=rp.confidence,
+            floor=instrument.read_csv(out_dir / 'codec_floor.csv'))
+        tables.write_csv(axis, out_dir / 'resolution.csv')
 
-    _draw_figures(params, study, summary, per_joint, labels, out_dir / 'figures')
-    resolution.resolution_figure(axis, methods, labels, out_dir / 'figures' / 'resolution.png',
-                                 baseline_label=labels[rp.baseline])
-    tables.write_text(out_dir / 'README.md',
-                      readme(params, study, summary, comparison, per_joint, runs, labels,
-                             out_dir, tuned=tuned, axis=axis, costs=costs))
+        progress.run_done('tables')
+        _draw_figures(params, study, summary, per_joint, labels, out_dir / 'figures')
+        resolution.resolution_figure(axis, methods, labels, out_dir / 'figures' / 'resolution.png',
+                                     baseline_label=labels[rp.baseline])
+        progress.run_done('figures')
+        tables.write_text(out_dir / 'README.md',
+                          readme(params, study, summary, comparison, per_joint, runs, labels,
+                                 out_dir, tuned=tuned, axis=axis, costs=costs))
+        progress.run_done('README')
     print(f'report: {len(methods)} methods x {len(params.seeds)} seeds '
           f'({int((runs.status != "ok").sum())} failed) -> {out_dir}/README.md')
 
@@ -429,12 +439,16 @@ def readme(params: Params, study: collect.Study, summary: pd.DataFrame,
     add('![Learning curves](figures/learning_curves.png)\n')
     add('### PCK vs threshold\n')
     add('![PCK curves](figures/pck_curves.png)\n')
+    add('### Keypoint scores, like for like\n')
+    add(scores.scores_markdown(scores.score_table(study, methods, labels),
+                               scores.per_joint_auroc(study, methods, labels)))
     add('### Confidence of the keypoint scores\n')
-    add('Regression scores are heatmap maxima, classification scores softmax peak '
-        'probabilities: not one scale. Left, the ROC of each score as a detector of a PCK@0.1 '
-        'hit (AUROC: ranking only, comparable); middle, the reliability after isotonic '
-        'recalibration fitted on each run\'s validation split (ECE_cal, comparable); right, the '
-        'raw scores (ECE_raw, not comparable across formulations).\n')
+    add('Regression scores are heatmap maxima, classification scores recovered Gaussian peaks '
+        '(above): the same kind of quantity, not calibrated probabilities. Left, the ROC of '
+        'each score as a detector of a PCK@0.1 hit (AUROC: ranking only, comparable); middle, '
+        'the reliability after isotonic recalibration fitted on each run\'s validation split '
+        '(ECE_cal, comparable); right, the raw scores (ECE_raw, not comparable across '
+        'formulations).\n')
     add('![Calibration](figures/calibration.png)\n')
     add('### Per-pixel calibration (classification)\n')
     add(sections.pixel_calibration_markdown(summary, methods))

@@ -27,6 +27,7 @@ import json
 import resource
 import shutil
 import time
+import traceback
 from pathlib import Path
 from typing import Optional
 
@@ -34,10 +35,13 @@ import yaml
 
 from bench._quiet import quiet_logger
 from bench.config import build_config
+from bench.console import (PROGRESS_FILE, StageProgress, build_runner, latest_log,
+                           read_progress, report_failure, to_log)
 from bench.engine.hooks import DivergenceError
+from bench.errors import USER_ERRORS, RunError
 from bench.params import ROOT, Params, workdir
-from bench.stages.common import (TRAIN_KINDS, RunPaths, check_run, prune_seeds, runner_names,
-                                 seed_key, write_json)
+from bench.stages.common import (TRAIN_KINDS, RunPaths, check_run, data_fingerprint,
+                                 prune_seeds, runner_names, seed_key, write_json)
 from bench.stages.run_config import RUN_CONFIG, save_run_config
 
 #: Libraries whose version can change the numbers of a training.
@@ -59,19 +63,46 @@ def run(params: Params, method: str, seed: Optional[int] = None,
     params.at_geometry(geometry)  # an unknown geometry stops here, in one line
     keys = ([(g, s) for g in params.geometries() for s in params.seeds] if seed is None
             else [(geometry, seed)])
-    if params.train.parallel_runs > 1 and len(keys) > 1 and params.train.launcher == 'none':
-        from bench.stages.parallel import train_seeds
-        done = {k: finished(params, method, k[1], k[0]) for k in keys}
-        for k in keys:
-            if done[k] is not None:
-                print(f'train {RunPaths(method, k[1], geometry=k[0]).name}: already trained '
-                      f'under the same training key ({done[k].get("epochs")} epochs): skipped',
-                      flush=True)
-        todo = [k for k in keys if done[k] is None]
-        done.update(train_seeds(params, method, todo, run_key))
-    else:
-        done = {k: run_key(params, method, k) for k in keys}
+    runs = {RunPaths(method, s, geometry=g).name: (g, s) for g, s in keys}
+    with StageProgress(f'train {method}', list(runs), units=params.train.epochs, unit='epoch',
+                       poll=_poller(params, method, runs)):
+        if params.train.parallel_runs > 1 and len(keys) > 1 and params.train.launcher == 'none':
+            from bench.stages.parallel import train_seeds
+            done = {k: finished(params, method, k[1], k[0]) for k in keys}
+            for k in keys:
+                if done[k] is not None:
+                    print(f'train {RunPaths(method, k[1], geometry=k[0]).name}: already trained '
+                          f'under the same training key ({done[k].get("epochs")} epochs): '
+                          f'skipped', flush=True)
+            todo = [k for k in keys if done[k] is None]
+            done.update(train_seeds(params, method, todo, run_key))
+        else:
+            done = {k: run_key(params, method, k) for k in keys}
+    failed = [RunPaths(method, s, geometry=g).name for g, s in keys
+              if done[(g, s)].get('status') == 'failed']
+    if failed:
+        raise RunError(f'train {method}: {len(failed)} of {len(keys)} runs failed '
+                       f'({", ".join(failed)}; their logs are named above); the finished runs '
+                       f'are kept: fix the cause and run the stage again')
     return {seed_key(s, g): done[(g, s)] for g, s in keys}
+
+
+def _poller(params: Params, method: str, runs: dict):
+    """``poll(run) -> (epochs done, finished, last val PCK)`` for the progress display: a run
+    finished before the stage started (same training key) counts as done; then its
+    ``status.json`` written during the stage marks it finished, and ``progress.json`` (written
+    by ``ProgressHook``, in whichever process trains it) counts its epochs."""
+    started = time.time()
+    before = {name: finished(params, method, s, g) is not None for name, (g, s) in runs.items()}
+
+    def poll(name: str) -> tuple:
+        g, s = runs[name]
+        work = RunPaths(method, s, geometry=g).train
+        progress = read_progress(work)
+        status = work / 'status.json'
+        done = before[name] or (status.is_file() and status.stat().st_mtime >= started - 1)
+        return progress.get('epoch', 0), done, progress.get('val_pck')
+    return poll
 
 
 def run_key(params: Params, method: str, key: tuple[Optional[str], int]) -> dict:
@@ -94,6 +125,7 @@ def run_config(params: Params, method: str, seed: int, geometry: Optional[str] =
         dict(type='DVCLiveLoggerHook', live_dir=str(paths.live)),
         dict(type='HeatmapSnapshotHook', out_dir=str(paths.snapshots),
              epochs=list(params.eval.snapshot_epochs), num_images=params.eval.snapshot_images),
+        dict(type='ProgressHook', out_file=str(paths.train / PROGRESS_FILE)),
     ]
     if params.train.divergence_guard:
         cfg.custom_hooks.append(dict(type='DivergenceGuardHook', run_name=paths.name))
@@ -112,6 +144,28 @@ def run_one(params: Params, method: str, seed: int, geometry: Optional[str] = No
     """Train run (``method``, ``seed``, ``geometry``) with a fresh Runner: skipped when already
     finished under the same training key, resumed from a complete checkpoint of the same key,
     else trained from scratch (see the module docstring). Returns its status."""
+    paths = RunPaths(method, seed, geometry=geometry)
+    try:
+        return _run_one(params, method, seed, geometry)
+    except USER_ERRORS:  # bad params, data or runs: one line for the whole stage, as ever
+        raise
+    except Exception as exc:  # anything else fails this run only: reported, the stage goes on
+        log = train_log(paths)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, 'a') as f:
+            f.write(traceback.format_exc())
+        report_failure(paths.name, f'{type(exc).__name__}: {exc}', log)
+        lines = str(exc).strip().splitlines()
+        return dict(status='failed', message=lines[-1] if lines else type(exc).__name__)
+
+
+def train_log(paths: RunPaths) -> Path:
+    """The MMEngine log of a run's latest training (``<work>/<timestamp>/<timestamp>.log``), or
+    ``<work>/failure.log`` when it failed before MMEngine wrote one."""
+    return latest_log(paths.train) or paths.train / 'failure.log'
+
+
+def _run_one(params: Params, method: str, seed: int, geometry: Optional[str] = None) -> dict:
     cfg, paths, key = run_config(params, method, seed, geometry)
     work = paths.train
 
@@ -144,9 +198,8 @@ def run_one(params: Params, method: str, seed: int, geometry: Optional[str] = No
     runner_names(cfg, paths, 'train')
 
     from bench.engine.safe_load import allow_mmengine_checkpoints
-    from mmengine.runner import Runner
     allow_mmengine_checkpoints()
-    runner = Runner.from_cfg(cfg)
+    runner, log_file = build_runner(cfg)
     quiet_logger(runner.logger)
     # a work dir of the same key with a status but no final.pth (say, deleted by hand) resumes
     # from its last epoch and trains nothing: its recorded time and memory stay those of the
@@ -155,12 +208,13 @@ def run_one(params: Params, method: str, seed: int, geometry: Optional[str] = No
     start = time.perf_counter()
     try:
         try:
-            runner.train()
+            with to_log(log_file):  # the COCO evaluator prints its tables
+                runner.train()
         except DivergenceError as exc:
             status = dict(status='diverged', message=str(exc))
             if runner.rank == 0:
                 write_json(work / 'status.json', status)
-            print(f'error: {exc}', flush=True)
+                report_failure(paths.name, str(exc), log_file)
             return status
         if runner.rank != 0:
             return dict(status='ok')
@@ -176,7 +230,9 @@ def run_one(params: Params, method: str, seed: int, geometry: Optional[str] = No
                       # the process's peak so far: with several seeds per process, the
                       # largest of this seed's and the earlier ones'
                       peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                                        / 1024, 1))
+                                        / 1024, 1),
+                      # which data it learnt from: evaluate refuses a run whose data changed
+                      data=data_fingerprint())
         if finished is not None:
             status.update(wall_s=finished['wall_s'], peak_rss_mb=finished['peak_rss_mb'],
                           step_ms=finished.get('step_ms'))

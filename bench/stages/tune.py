@@ -31,6 +31,7 @@ import math
 from pathlib import Path
 from typing import Optional
 
+from bench.errors import RunError
 from bench.params import Params, ParamsError
 from bench.stages.common import check_run, runs_root, write_json
 
@@ -59,7 +60,6 @@ def method_lr(params: Params, method: str) -> float:
     if not params.tune.enabled:
         return params.train.lr
     path = tuned_file(method)
-    from bench.errors import RunError
     try:
         choice = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -76,7 +76,7 @@ def run(params: Params, method: str) -> dict:
     """Pick ``method``'s learning rate (or record ``train.lr`` when tuning is off); returns
     what ``runs/tuned/<method>.json`` now holds."""
     t = params.tune
-    if not t.enabled:  # light: no MMPose, no torch (bench.errors imports the engine)
+    if not t.enabled:  # light: no MMPose, no torch
         if method not in params.methods:
             raise ParamsError(f'method {method!r} is not defined in params.yaml `methods` '
                               f'(defined: {", ".join(sorted(params.methods))})')
@@ -88,16 +88,19 @@ def run(params: Params, method: str) -> dict:
         return choice
 
     check_run(params, method)
-    from bench.errors import RunError
     lrs = list(t.lrs)
     import shutil
     keep = {trial_dir(method, lr).name for lr in lrs}
     for old in sorted(trial_dir(method, lrs[0]).parent.glob('lr*')):
         if old.is_dir() and old.name not in keep:  # a rate no longer in tune.lrs
             shutil.rmtree(old, ignore_errors=True)
+    from bench.console import StageProgress
     from bench.stages.parallel import train_seeds
     # the trials side by side, as the train stage trains seeds (bench/stages/parallel.py)
-    results = train_seeds(params, method, lrs, run_trial, what='tune')
+    names = {f'{method}/lr{lr:g}': lr for lr in lrs}
+    with StageProgress(f'tune {method}', list(names), units=t.epochs, unit='epoch',
+                       poll=_poller(names, method), item='trial'):
+        results = train_seeds(params, method, lrs, run_trial, what='tune')
     grid = {f'{lr:g}': results[lr].get('val_PCK') for lr in lrs}
     scored = [(lr, results[lr]['val_PCK']) for lr in lrs
               if isinstance(results[lr].get('val_PCK'), float)
@@ -116,6 +119,27 @@ def run(params: Params, method: str) -> dict:
     return choice
 
 
+def _poller(names: dict, method: str):
+    """``poll(trial) -> (epochs done, finished, val PCK)`` for the progress display, from the
+    trial's ``progress.json`` and ``trial.json`` (finished: written during this stage)."""
+    import time
+
+    from bench.console import read_progress
+    started = time.time()
+
+    def poll(name: str) -> tuple:
+        work = trial_dir(method, names[name])
+        record = work / 'trial.json'
+        if record.is_file() and record.stat().st_mtime >= started - 1:
+            try:
+                pck = json.loads(record.read_text()).get('val_PCK')
+            except ValueError:
+                pck = None
+            return 0, True, pck
+        return read_progress(work).get('epoch', 0), False, None
+    return poll
+
+
 def trial_config(params: Params, method: str, lr: float):
     """(config, work dir, training key) of the trial of ``method`` at ``lr``."""
     from bench.config import build_config
@@ -129,7 +153,8 @@ def trial_config(params: Params, method: str, lr: float):
     work = trial_dir(method, lr)
     cfg = build_config(short, method, t.seed, work_dir=work, lr=lr)
     cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
-        dict(type='EpochSeedHook', seed=t.seed)]
+        dict(type='EpochSeedHook', seed=t.seed),
+        dict(type='ProgressHook', out_file=str(work / 'progress.json'))]
     if tr.divergence_guard:
         cfg.custom_hooks.append(dict(type='DivergenceGuardHook',
                                      run_name=f'tune/{method}/lr{lr:g}'))
@@ -159,17 +184,18 @@ def run_trial(params: Params, method: str, lr: float) -> dict:
     cfg.experiment_name = f'tune_{method}_lr{lr:g}'
     if isinstance(cfg.get('visualizer'), dict):
         cfg.visualizer['name'] = cfg.experiment_name
-    from mmengine.runner import Runner
-    runner = Runner.from_cfg(cfg)
+    from bench.console import build_runner, report_failure, to_log
+    runner, log_file = build_runner(cfg)
     quiet_logger(runner.logger)
     try:
-        runner.train()
+        with to_log(log_file):  # the COCO evaluator prints its tables
+            runner.train()
         hub = runner.message_hub
         result = dict(status='ok', lr=lr, epochs=params.tune.epochs, key=key,
                       val_PCK=float(hub.get_scalar(METRIC).current()),
                       val_EPE=float(hub.get_scalar('val/EPE').current()))
     except DivergenceError as exc:
-        print(f'error: {exc}', flush=True)
+        report_failure(f'tune/{method}/lr{lr:g}', str(exc), log_file)
         result = dict(status='diverged', lr=lr, key=key, message=str(exc))
     finally:
         del runner
