@@ -37,44 +37,27 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import RunError
-from bench.report import stats
+from bench.report import metric_table, stats
 from bench.stages.common import RunPaths
 
-# Scalar test metrics read from metrics.json, besides the PCK@<thr> entries.
-FILE_METRICS = ('AUC', 'EPE', 'mean_OKS', 'AP', 'AP50', 'AP75')
-# Confidence metrics computed here from eval/keypoints*.npz (see confidence_metrics).
-CONFIDENCE_METRICS = ('AUROC', 'ECE_cal', 'Brier_cal', 'ECE_raw')
-# Read from metrics.json; only classification heads have it (NaN for the others).
-PIXEL_METRICS = ('pixel_ECE',)
-_LOWER_IS_BETTER = {'EPE', 'ECE_cal', 'Brier_cal', 'ECE_raw', 'pixel_ECE'}
-# Metrics whose values mean different things across formulations (a heatmap maximum is not a
-# probability): reported per method, never tested between methods.
-NOT_COMPARABLE = frozenset({'ECE_raw'})
-# PCK threshold of the confidence "hit" and of the per-joint table (MMPose's per-joint PCK).
-HIT_THRESHOLD = 0.1
+# Which metric comes from where, which way is better, what compares: one table
+# (bench/report/metric_table.py); these are its views.
+FILE_METRICS = metric_table.of_source('file')          # metrics.json, besides the PCKs
+CONFIDENCE_METRICS = metric_table.of_source('confidence')  # computed here from keypoints*.npz
+PIXEL_METRICS = metric_table.of_source('pixel')        # metrics.json, classification heads only
+NOT_COMPARABLE = metric_table.NOT_COMPARABLE
+HIT_THRESHOLD = metric_table.HIT_THRESHOLD
+pck_metric = metric_table.pck_metric
+reach_metric = metric_table.reach_metric
+higher_is_better = metric_table.higher_is_better
 # DVCLive name (path under live/plots/metrics without .tsv) of the validation PCK curve.
 VAL_PCK = 'val/PCK'
 _SNAPSHOT = re.compile(r'^epoch_(\d+)\.npz$')
 
 
-def pck_metric(threshold: float) -> str:
-    """``'PCK@0.1'``: the name metrics.json uses for PCK at a threshold."""
-    return f'PCK@{threshold:g}'
-
-
-def reach_metric(pck_reach: float) -> str:
-    """``'epochs_to_PCK0.5'``: epochs until the validation PCK first reaches ``pck_reach``."""
-    return f'epochs_to_PCK{pck_reach:g}'
-
-
 def metric_names(pck_thresholds: Sequence[float], pck_reach: float) -> list[str]:
     """Every per-run metric of the report, in table order."""
-    return [*(pck_metric(t) for t in pck_thresholds), *FILE_METRICS, *CONFIDENCE_METRICS,
-            *PIXEL_METRICS, reach_metric(pck_reach)]
-
-
-def higher_is_better(metric: str) -> bool:
-    return not (metric in _LOWER_IS_BETTER or is_censored(metric))
+    return metric_table.names(pck_thresholds, pck_reach)
 
 
 def is_censored(metric: str) -> bool:

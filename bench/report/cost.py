@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from bench.report.collect import higher_is_better
-from bench.report.tables import NA, _finite, fmt_value, to_markdown
+from bench.report.stats import finite
+from bench.report.tables import NA, fmt_value, to_markdown
 
 #: What :func:`cost_table` reads from ``costs`` (besides method and seed)
 COST_INPUT = ['head_params', 'head_flops', 'model_params', 'model_flops', 'train_step_ms',
@@ -85,8 +86,8 @@ def cost_table(costs: pd.DataFrame, summary: pd.DataFrame, headline: str,
         mean = means.get(method, math.nan)
         row.update(metric=headline, mean=mean)
         gflops = row['model_flops'] / 1e9
-        row['mean_per_gflop'] = (mean / gflops if per_gflop_ok and _finite(mean)
-                                 and _finite(gflops) and gflops > 0 else math.nan)
+        row['mean_per_gflop'] = (mean / gflops if per_gflop_ok and finite(mean)
+                                 and finite(gflops) and gflops > 0 else math.nan)
         rows.append(row)
     return pd.DataFrame(rows, columns=COST_COLUMNS)
 
@@ -96,7 +97,7 @@ def cost_table(costs: pd.DataFrame, summary: pd.DataFrame, headline: str,
 def fmt_count(x) -> str:
     """A parameter or FLOP count with an SI prefix (k, M, G) and 3 significant digits:
     82609 -> '82.6 k', 19724288 -> '19.7 M', 999999 -> '1 M', 512 -> '512'."""
-    if not _finite(x):
+    if not finite(x):
         return NA
     x = float(x)
     prefixes = ((1.0, ''), (1e3, ' k'), (1e6, ' M'), (1e9, ' G'))
@@ -110,7 +111,7 @@ def fmt_count(x) -> str:
 
 def fmt_ms(x) -> str:
     """Milliseconds: 2 decimals under 10 ms, 1 under 100, none above."""
-    if not _finite(x):
+    if not finite(x):
         return NA
     x = float(x)
     return f'{x:.2f}' if abs(x) < 10 else f'{x:.1f}' if abs(x) < 100 else f'{x:.0f}'
@@ -119,7 +120,7 @@ def fmt_ms(x) -> str:
 def fmt_sig(x, digits: int = 3) -> str:
     """``digits`` significant digits, never in exponent form: 39.036 -> '39', 0.19254 ->
     '0.193'."""
-    if not _finite(x):
+    if not finite(x):
         return NA
     return np.format_float_positional(float(x), precision=digits, unique=False,
                                       fractional=False, trim='-')

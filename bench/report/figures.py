@@ -59,20 +59,20 @@ def _wrap(text: str, width: int = 20) -> str:
     return '\n'.join(textwrap.wrap(text, width)) or text
 
 
-def _save(fig, path: Path) -> Path:
+def save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, bbox_inches='tight', metadata={'Software': None})
     plt.close(fig)
     return path
 
 
-def _placeholder(path: Path, title: str, note: str) -> Path:
+def placeholder(path: Path, title: str, note: str) -> Path:
     fig, ax = plt.subplots(figsize=(7, 2.2))
     ax.axis('off')
     ax.set_title(title, fontsize=13, fontweight='bold')
     ax.text(0.5, 0.45, note, ha='center', va='center', fontsize=11, wrap=True,
             transform=ax.transAxes)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _present(study: Study, methods: Sequence[str]) -> list[str]:
@@ -180,10 +180,10 @@ def heatmaps(study: Study, methods: Sequence[str], labels: Mapping[str, str], pa
     # like for like: a classification column shows the Gaussians its decoder reads, recovered
     # from the K+1 probabilities, on the regression heatmaps' scale (keypoint_map)
     if seed is None:
-        return _placeholder(path, title, 'No heatmap snapshots were found in any run.')
+        return placeholder(path, title, 'No heatmap snapshots were found in any run.')
     common = set.intersection(*(set(study.snapshot_epochs[(m, seed)]) for m in have))
     if not common:
-        return _placeholder(path, title, f'The methods share no snapshot epoch (seed {seed}).')
+        return placeholder(path, title, f'The methods share no snapshot epoch (seed {seed}).')
     final = max(common)
     earlier = [e for e in common if e <= mid_epoch and e < final]
     epochs = ([max(earlier)] if earlier else []) + [final]
@@ -264,7 +264,7 @@ def heatmaps(study: Study, methods: Sequence[str], labels: Mapping[str, str], pa
     if missing:  # e.g. RLE: a coordinate-regression head outputs no maps
         sub += f'; no snapshot for {", ".join(missing)}'
     fig.suptitle(f'{title}\n{sub}', fontsize=12, y=1 - 0.15 / height, va='top')
-    return _save(fig, path)
+    return save(fig, path)
 
 
 # --------------------------------------------------------------------------- learning curves
@@ -288,7 +288,7 @@ def learning_curves(study: Study, methods: Sequence[str], labels: Mapping[str, s
     n = len(panels) + (not parts.empty)
     title = 'Learning curves'
     if n == 0:
-        return _placeholder(path, title, 'No learning curves (DVCLive TSVs) were found.')
+        return placeholder(path, title, 'No learning curves (DVCLive TSVs) were found.')
     fig, axes = plt.subplots(1, n, figsize=(5.6 * n, 4.4), squeeze=False)
     err = _t_band(confidence)
     for ax, (name, ptitle, ylabel) in zip(axes[0], panels):
@@ -342,7 +342,7 @@ def learning_curves(study: Study, methods: Sequence[str], labels: Mapping[str, s
     fig.suptitle(f'{title}: mean over seeds, {band} ({_seed_note(study, present)})',
                  fontsize=12)
     fig.tight_layout(rect=(0, 0.07 * math.ceil(len(handles) / 4), 1, 1))
-    return _save(fig, path)
+    return save(fig, path)
 
 
 # ------------------------------------------------------------------------- metric comparison
@@ -356,7 +356,7 @@ def metric_comparison(summary: pd.DataFrame, per_run: pd.DataFrame, methods: Seq
     colors = palette(methods)
     metrics = [m for m in metrics if (summary.metric == m).any()]
     if not metrics or summary['n'].max() == 0:
-        return _placeholder(path, 'Test metrics per method', 'No successful runs.')
+        return placeholder(path, 'Test metrics per method', 'No successful runs.')
     fig, axes = plt.subplots(1, len(metrics), figsize=(0.9 * len(methods) * len(metrics) + 3,
                                                         4.6), squeeze=False)
     s = summary.set_index(['method', 'metric'])
@@ -389,7 +389,7 @@ def metric_comparison(summary: pd.DataFrame, per_run: pd.DataFrame, methods: Seq
           else '(no CI with 1 seed)')
     fig.suptitle(f'Test metrics: mean (diamond) {ci}; dots = individual seeds', fontsize=12)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 # --------------------------------------------------------------------------------- PCK curve
@@ -402,7 +402,7 @@ def pck_curves(study: Study, methods: Sequence[str], labels: Mapping[str, str], 
     colors = {names[m]: c for m, c in palette(methods).items()}
     title = 'PCK vs threshold (test set)'
     if study.pck_curves.empty:
-        return _placeholder(path, title, 'No PCK curves (eval/keypoints.npz) were found.')
+        return placeholder(path, title, 'No PCK curves (eval/keypoints.npz) were found.')
     df = _named(study.pck_curves, names)
     fig, ax = plt.subplots(figsize=(7.5, 5))
     sns.lineplot(df, x='threshold', y='pck', hue='Method',
@@ -420,7 +420,7 @@ def pck_curves(study: Study, methods: Sequence[str], labels: Mapping[str, str], 
            ylim=(0, 1.02))
     ax.legend(title=None, fontsize=9, loc='lower right')
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 # ------------------------------------------------------------------------------- per joint
@@ -454,7 +454,7 @@ def per_joint_diff(per_joint: pd.DataFrame, methods: Sequence[str], baseline: st
     title = f'Per-keypoint PCK@{HIT_THRESHOLD:g}: difference to {names[baseline]}'
     variants = [m for m in methods if m != baseline and (per_joint.method == m).any()]
     if per_joint.empty or not variants or not (per_joint.method == baseline).any():
-        return _placeholder(path, title, 'Needs results of the baseline and of at least one '
+        return placeholder(path, title, 'Needs results of the baseline and of at least one '
                                          'other method.')
     joints = list(dict.fromkeys(per_joint['joint']))
     grid = (per_joint[per_joint.method.isin(variants)]
@@ -476,7 +476,7 @@ def per_joint_diff(per_joint: pd.DataFrame, methods: Sequence[str], baseline: st
     ax.tick_params(axis='x', rotation=60)
     ax.tick_params(axis='y', rotation=0)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 # ------------------------------------------------------------------------------ calibration
@@ -527,7 +527,7 @@ def calibration(study: Study, methods: Sequence[str], labels: Mapping[str, str],
     pooled = {m: c for m in methods if (c := _pooled(study, m)) is not None}
     title = 'Confidence of keypoint scores'
     if not pooled:
-        return _placeholder(path, title, 'No evaluated runs.')
+        return placeholder(path, title, 'No evaluated runs.')
     fig, (ax_roc, ax_cal, ax_raw) = plt.subplots(1, 3, figsize=(17, 5.6))
     ax_roc.plot([0, 1], [0, 1], ls='--', c='grey', lw=1, label='chance (AUROC 0.5)')
     for ax in (ax_cal, ax_raw):
@@ -562,7 +562,7 @@ def calibration(study: Study, methods: Sequence[str], labels: Mapping[str, str],
                  'recalibrated with its own validation split)\nregression scores are heatmap '
                  'maxima, classification scores are softmax peak probabilities', fontsize=11)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 # ------------------------------------------------------------------------ pixel calibration
@@ -585,7 +585,7 @@ def pixel_calibration(study: Study, methods: Sequence[str], labels: Mapping[str,
             pooled[m] = {k: sum(r[k] for r in runs) for k in ('count', 'sum_pred', 'sum_target')}
             pooled[m]['edges'] = runs[0]['edges']
     if not pooled:
-        return _placeholder(path, title, 'No classification method (or no '
+        return placeholder(path, title, 'No classification method (or no '
                                          'eval/pixel_calibration.npz) in this study.')
     fig, (ax, axh) = plt.subplots(1, 2, figsize=(13, 5.6), gridspec_kw={'width_ratios': [1.1, 1]})
     ax.plot([0, 1], [0, 1], ls='--', c='grey', lw=1, label='honest probabilities')
@@ -616,7 +616,7 @@ def pixel_calibration(study: Study, methods: Sequence[str], labels: Mapping[str,
                  '|Σ p − Σ target| / entries',
                  fontsize=11)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 # ------------------------------------------------------------------------------------- OKS
@@ -635,7 +635,7 @@ def oks(study: Study, methods: Sequence[str], labels: Mapping[str, str], path: P
                 rows.append(pd.DataFrame({'method': m, 'oks': v[np.isfinite(v)]}))
     title = 'Object keypoint similarity per test instance'
     if not rows:
-        return _placeholder(path, title, 'No per-instance OKS (eval/keypoints.npz "oks").')
+        return placeholder(path, title, 'No per-instance OKS (eval/keypoints.npz "oks").')
     df = _named(pd.concat(rows, ignore_index=True), names)
     order = [names[m] for m in methods if (df.method == m).any()]
     fig, ax = plt.subplots(figsize=(max(7, 2.2 * len(order) + 3), 4.8))
@@ -654,7 +654,7 @@ def oks(study: Study, methods: Sequence[str], labels: Mapping[str, str], path: P
     ax.set(xlabel='', ylabel='OKS of the instance (COCO sigmas, annotated area)', ylim=(0, 1.02),
            title=f'{title} (seeds pooled; diamond: mean OKS)')
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 # ------------------------------------------------------------------------------- sharpness
@@ -700,7 +700,7 @@ def sharpness(study: Study, methods: Sequence[str], labels: Mapping[str, str], p
             rows.append(pd.DataFrame({'method': m, 'entropy': ent, 'width': width}))
     title = 'Heatmap sharpness at the final epoch'
     if not rows:
-        return _placeholder(path, title, 'No heatmap snapshots were found.')
+        return placeholder(path, title, 'No heatmap snapshots were found.')
     df = _named(pd.concat(rows, ignore_index=True), names)
     order = [names[m] for m in methods if (df.method == m).any()]
     fig, axes = plt.subplots(1, 2, figsize=(max(9, 2.4 * len(order) + 3), 4.8))
@@ -725,4 +725,4 @@ def sharpness(study: Study, methods: Sequence[str], labels: Mapping[str, str], p
     fig.suptitle(f'{title} (epoch {ep}; {grid[0]}×{grid[1]} heatmaps; every keypoint channel of '
                  f'every snapshot image and seed){note}', fontsize=11)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)

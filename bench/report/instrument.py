@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from bench.report import tables
+from bench.report import stats, tables
 
 #: DVCLive curves of the loss mechanisms, and what the figure calls them.
 MECHANISM_CURVES = {
@@ -61,7 +61,7 @@ def floor_table(floor: pd.DataFrame | None, summary: pd.DataFrame, metric: str,
         fl = r.get(metric, np.nan)
         rows.append(dict(method=r['method'], label=labels.get(r['method'], r['label']),
                          trained=bool(r['active']), floor=fl, result=mean,
-                         share=mean / fl if tables._finite(mean) and tables._finite(fl) and fl
+                         share=mean / fl if stats.finite(mean) and stats.finite(fl) and fl
                          else np.nan, note=r.get('note', '') if isinstance(r.get('note'), str)
                          else ''))
     return pd.DataFrame(rows)
@@ -90,7 +90,7 @@ def floor_markdown(floor: pd.DataFrame | None, summary: pd.DataFrame,
         out.append(f'Trained result against its floor ({headline}, mean over seeds):\n')
         out.append(tables.to_markdown(pd.DataFrame(
             [(r.label, tables.fmt_value(r.floor, headline), tables.fmt_value(r.result, headline),
-              f'{r.share:.1%}' if tables._finite(r.share) else '—')
+              f'{r.share:.1%}' if stats.finite(r.share) else '—')
              for r in share.itertuples()],
             columns=['method', 'floor', 'trained', 'share of the floor'])))
     return '\n'.join(out)
@@ -147,16 +147,16 @@ def mechanism_figure(study, methods: Sequence[str], labels: Mapping[str, str], p
     import matplotlib.pyplot as plt
     from scipy import stats as sps
 
-    from bench.report.figures import _placeholder, _save
+    from bench.report.figures import placeholder, save
     c = mechanism_curves(study, methods)
     if miners is not None:
         c = c[(c.name != 'train/bg_kept') | c.method.isin(list(miners))]
     if c.empty:  # a DVC out: always written
-        return _placeholder(path, 'Loss mechanisms',
+        return placeholder(path, 'Loss mechanisms',
                             'no active method logged its loss parts (classification losses do)')
     panels = [n for n in ('train/bg_kept', 'train/part_ratio') if n in set(c.name)]
     if not panels:
-        return _placeholder(path, 'Loss mechanisms', 'no run logged a kept fraction or both parts')
+        return placeholder(path, 'Loss mechanisms', 'no run logged a kept fraction or both parts')
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
     from bench.report.figures import palette
     colors = palette(list(methods))
@@ -186,7 +186,7 @@ def mechanism_figure(study, methods: Sequence[str], labels: Mapping[str, str], p
     fig.suptitle(f'Loss mechanisms during training (mean, {confidence:.0%} t-CI over seeds)',
                  fontsize=11)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def mines(loss: Mapping | None) -> bool:

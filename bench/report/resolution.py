@@ -103,7 +103,7 @@ def resolution_figure(table: pd.DataFrame, methods: Sequence[str], labels: Mappi
     from bench.report import figures as F
     plt = F.plt
     if table.empty:
-        return F._placeholder(path, 'Paired difference vs heatmap resolution',
+        return F.placeholder(path, 'Paired difference vs heatmap resolution',
                               'no resolution sweep in this profile (params.yaml `sweep`)')
     names = F.display_names(methods, labels)
     colors = F.palette(methods)
@@ -140,4 +140,4 @@ def resolution_figure(table: pd.DataFrame, methods: Sequence[str], labels: Mappi
                  f'(mean over seeds, {int(df.n.max())} max, Student-t CI)', fontsize=11)
     ax.legend(fontsize=8, loc='best', frameon=False)
     ax.grid(alpha=0.3)
-    return F._save(fig, path)
+    return F.save(fig, path)

@@ -9,51 +9,15 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-from bench.engine.metrics import AUC_RANGE, AUC_STEPS
-from bench.report import tables
+from bench.report import metric_table, stats, tables
 from bench.report.ap_resolution import AP_LOOSEST_OKS, ap_resolution
-from bench.report.collect import HIT_THRESHOLD, Study
+from bench.report.collect import Study
 
 
 def scores_markdown(reach: str) -> str:
     """The definition of every per-run score of the tables (``reach``: the name of the
-    "epochs to reach" metric)."""
-    hit = f'hit = the keypoint counts in PCK@{HIT_THRESHOLD:g}'
-    rows = [
-        ('PCK@t', 'MMPose `keypoint_pck_accuracy`: per keypoint type, the share of its labelled '
-                  'test instances predicted strictly closer than t × bbox size; then the mean '
-                  'over the keypoint types labelled at least once. The one PCK of this report: '
-                  'headline, per-joint, curves, AUC and the bootstrap over test instances.'),
-        ('AUC', f'mean of the PCK curve at t = 0, {AUC_RANGE / AUC_STEPS:g}, …, '
-                f'{AUC_RANGE * (AUC_STEPS - 1) / AUC_STEPS:g} (MMPose `keypoint_auc`, bbox-'
-                'normalised).'),
-        ('EPE', 'MMPose `keypoint_epe`: mean distance in image pixels over labelled keypoints.'),
-        ('mean_OKS', 'mean over test instances of COCO\'s object keypoint similarity (dataset '
-                     'sigmas, annotated area); its distribution: [`oks.png`](figures/oks.png).'),
-        ('AP, AP50, AP75', 'COCO keypoint AP (MMPose `CocoMetric`) over OKS thresholds '
-                           '0.50:0.95; see the resolution check below.'),
-        ('AUROC', f'probability that a hit scores higher than a miss ({hit}): how well the '
-                  'keypoint score ranks correct keypoints. It depends on the order of the '
-                  'scores only, so heatmap maxima and softmax probabilities compare.'),
-        ('ECE_cal, Brier_cal', 'expected calibration error (10 bins) and Brier score of the '
-                               'keypoint scores against a hit after isotonic recalibration '
-                               'fitted on the run\'s validation split: what stays '
-                               'miscalibrated once the best monotone map to P(hit) is learnt '
-                               'on held-out data. Comparable across formulations.'),
-        ('ECE_raw', 'ECE of the raw scores clipped to [0, 1] against a hit. Not comparable '
-                    'across formulations: a regression score is a heatmap maximum, not a '
-                    'probability, and a classification peak probability is capped by its own '
-                    'soft target where keypoints crowd.'),
-        ('pixel_ECE', 'classification heads only: class-wise ECE over every pixel × class of '
-                      'the K+1 softmax against the codec\'s soft target on the test split (one '
-                      'forward pass, no flip test; 20 bins per class): the claim "honest '
-                      'probabilities", measured.'),
-        (reach, 'first epoch whose validation PCK@0.1 reaches the level. A run that never '
-                'reaches it is censored (∞): counted in n, never dropped; the tables give the '
-                'median with censored runs at ∞ and how many never reached it.'),
-        ('seed win rate', 'share of the paired seeds on which the variant is better: a count of '
-                          'seeds, not a probability.'),
-    ]
+    "epochs to reach" metric), from the metric table."""
+    rows = metric_table.definitions(reach)
     return ('### What each score is\n\n'
             + tables.to_markdown(pd.DataFrame(rows, columns=['score', 'definition'])))
 
@@ -76,7 +40,7 @@ def ap_resolution_table(study: Study, methods: Sequence[str],
         r = ap_resolution(study.keypoints[(m, seeds[0])], AP_LOOSEST_OKS)
         rows.append(dict(method=m, label=labels.get(m, m), oks_level=AP_LOOSEST_OKS, **r,
                          ap_separates=(bool(r['median_ratio'] >= 1)
-                                       if tables._finite(r['median_ratio']) else None)))
+                                       if stats.finite(r['median_ratio']) else None)))
     return pd.DataFrame(rows, columns=AP_RESOLUTION_COLUMNS)
 
 
@@ -120,7 +84,7 @@ def pixel_calibration_markdown(summary: pd.DataFrame, methods: Sequence[str]) ->
     rows = [(r.label, tables.fmt_value(r.mean, 'pixel_ECE')
              + (f' [{tables.fmt_value(r.ci_low, "pixel_ECE")}, '
                 f'{tables.fmt_value(r.ci_high, "pixel_ECE")}]'
-                if tables._finite(r.ci_low) else ''), tables.fmt_int(r.n))
+                if stats.finite(r.ci_low) else ''), tables.fmt_int(r.n))
             for r in s.itertuples()]
     return (text + '\n' + tables.to_markdown(pd.DataFrame(
         rows, columns=['method', 'pixel ECE (mean [Student-t CI])', 'seeds'])) + figure)

@@ -48,6 +48,14 @@ _PERMUTATION_RESAMPLES = 99_999
 _CHUNK_ELEMENTS = 4_000_000
 
 
+def finite(x) -> bool:
+    """Whether ``x`` is a finite number (None, NaN, inf and non-numbers are not)."""
+    try:
+        return x is not None and math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
 def _finite_1d(values: ArrayLike) -> np.ndarray:
     """``values`` as a flat float array without its non-finite entries."""
     x = np.asarray(values, dtype=float).ravel()
@@ -629,3 +637,26 @@ def significance_sentence(name: str, metric: str, comp_row: Mapping[str, Any],
                 f'p={min_p:.2g}: inconclusive).')
     verdict = 'significant' if p <= alpha else 'not significant'
     return f'{test}) — {verdict} at α={alpha:g}.'
+
+
+def verdict(row, alpha: float) -> str:
+    """``'significant'``, ``'not significant'`` or ``'inconclusive'`` for one row of the
+    comparison table (``n``, ``p_holm``, ``min_attainable_p[_holm]``): inconclusive when fewer
+    than 2 paired seeds, no p, or when Holm's floor for this many seeds (m x 2 / 2^n) is above
+    ``alpha`` (no outcome could reach it)."""
+    n = int(row['n']) if finite(row['n']) else 0
+    p = row['p_holm']
+    if n < 2 or not finite(p):
+        return 'inconclusive'
+    floor = row.get('min_attainable_p_holm', row['min_attainable_p'])
+    if finite(floor) and floor > alpha:
+        return 'inconclusive'
+    return 'significant' if p <= alpha else 'not significant'
+
+
+def seeds_needed(alpha: float, m: int) -> int:
+    """Smallest n with m * 2 / 2^n <= alpha: the exact test (Holm over m) can reach alpha."""
+    n = 1
+    while max(m, 1) * 2.0 ** (1 - n) > alpha:
+        n += 1
+    return n

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from bench.report import stats
+from bench.report.stats import finite
 from bench.report.collect import (NOT_COMPARABLE, Study, higher_is_better, is_censored,
                                    keypoint_values)
 
@@ -24,12 +25,6 @@ NA = '—'
 
 
 # --------------------------------------------------------------------------------- formatting
-
-def _finite(x) -> bool:
-    try:
-        return x is not None and math.isfinite(float(x))
-    except (TypeError, ValueError):
-        return False
 
 
 def _digits(metric: str) -> int:
@@ -43,7 +38,7 @@ def _digits(metric: str) -> int:
 
 
 def fmt_value(x, metric: str = '') -> str:
-    if _finite(x):
+    if finite(x):
         return f'{float(x):.{_digits(metric)}f}'
     # +inf: a censored value ("epochs to reach" of a run that never got there)
     return '∞' if x is not None and _is_posinf(x) else NA
@@ -57,20 +52,20 @@ def _is_posinf(x) -> bool:
 
 
 def fmt_diff(x, metric: str = '') -> str:
-    if not _finite(x):
+    if not finite(x):
         return NA
     x = 0.0 if abs(float(x)) < 1e-12 else float(x)
     return f'{x:+.{_digits(metric)}f}'
 
 
 def fmt_p(p) -> str:
-    if not _finite(p):
+    if not finite(p):
         return NA
     return '<0.001' if p < 1e-3 else f'{p:.2g}'
 
 
 def fmt_int(x) -> str:
-    return str(int(x)) if _finite(x) else NA
+    return str(int(x)) if finite(x) else NA
 
 
 def _md_escape(text) -> str:
@@ -189,7 +184,7 @@ def comparison_table(study: Study, metrics: Sequence[str], baseline: str,
                                         _values(study, baseline, metric, seeds),
                                         confidence=confidence, seed=0)
             wins = c['seed_win_rate']
-            if not higher_is_better(metric) and _finite(wins):
+            if not higher_is_better(metric) and finite(wins):
                 wins = 1.0 - wins
             row = dict(variant=variant, variant_label=labels.get(variant, variant),
                        baseline=baseline, baseline_label=labels.get(baseline, baseline),
@@ -322,13 +317,13 @@ def main_markdown(summary: pd.DataFrame, metrics: Sequence[str], methods: Sequen
     for metric in metrics:
         col = 'median' if is_censored(metric) else 'mean'
         means = {m: s.loc[(m, metric), col] for m in methods if (m, metric) in s.index}
-        means = {m: v for m, v in means.items() if _finite(v) or _is_posinf(v)}
+        means = {m: v for m, v in means.items() if finite(v) or _is_posinf(v)}
         if len(means) > 1:
             pick = max if higher_is_better(metric) else min
             target = pick(means.values())
             winners = {m for m, v in means.items() if v == target}
             # no "best" when every run is censored, nor in a column where every method ties
-            if _finite(target) and len(winners) < len(means):
+            if finite(target) and len(winners) < len(means):
                 best[metric] = winners
     for m in methods:
         first = s.loc[(m, metrics[0])]
@@ -341,9 +336,9 @@ def main_markdown(summary: pd.DataFrame, metrics: Sequence[str], methods: Sequen
             if m in best.get(metric, ()):
                 cell = f'**{cell}**'
             if censored:
-                if _finite(r['n_censored']) and r['n_censored'] > 0:
+                if finite(r['n_censored']) and r['n_censored'] > 0:
                     cell += f' ({int(r["n_censored"])}/{int(r["n"])} never)'
-            elif _finite(r['ci_low']) and _finite(r['ci_high']):
+            elif finite(r['ci_low']) and finite(r['ci_high']):
                 cell += f' [{fmt_value(r["ci_low"], metric)}, {fmt_value(r["ci_high"], metric)}]'
             table[_main_header(metric)].append(cell)
     return to_markdown(pd.DataFrame(table))
@@ -358,23 +353,23 @@ def comparison_markdown(comparison: pd.DataFrame, *, image: bool = True) -> str:
         'variant': c['variant_label'],
         'metric': [f'{m} {"↑" if h else "↓"}' for m, h in zip(c['metric'], c['higher_is_better'])],
         'family': c['family'] if 'family' in c else NA,
-        'n': [fmt_int(n) + (f' (+{int(k)} censored)' if _finite(k) and k > 0 else '')
+        'n': [fmt_int(n) + (f' (+{int(k)} censored)' if finite(k) and k > 0 else '')
               for n, k in zip(c['n'], c['n_censored'])],
         'diff': [fmt_diff(v, m) for v, m in zip(c['mean_diff'], c['metric'])],
-        'CI': [f'[{fmt_diff(lo, m)}, {fmt_diff(hi, m)}]' if _finite(lo) and _finite(hi) else NA
+        'CI': [f'[{fmt_diff(lo, m)}, {fmt_diff(hi, m)}]' if finite(lo) and finite(hi) else NA
                for lo, hi, m in zip(c['ci_low'], c['ci_high'], c['metric'])],
         'p (t)': c['p_ttest'].map(fmt_p),
         'p (perm.)': c['p_permutation'].map(fmt_p),
         'p (Holm)': c['p_holm'].map(fmt_p),
-        'seed win rate': c['seed_win_rate'].map(lambda x: f'{x:.2f}' if _finite(x) else NA),
-        'CI ±': [fmt_diff(h, m).lstrip('+') if _finite(h) else NA
+        'seed win rate': c['seed_win_rate'].map(lambda x: f'{x:.2f}' if finite(x) else NA),
+        'CI ±': [fmt_diff(h, m).lstrip('+') if finite(h) else NA
                  for h, m in zip(c['ci_half_width'], c['metric'])],
         'min p': c['min_attainable_p'].map(fmt_p),
         'min p (Holm)': c['min_attainable_p_holm'].map(fmt_p)})
     if image:
         df['image diff [CI], p'] = [
             f'{fmt_diff(d, m)} [{fmt_diff(lo, m)}, {fmt_diff(hi, m)}], p={fmt_p(p)}'
-            if _finite(d) else NA
+            if finite(d) else NA
             for d, lo, hi, p, m in zip(c['image_diff'], c['image_ci_low'], c['image_ci_high'],
                                        c['image_p'], c['metric'])]
     base = ', '.join(dict.fromkeys(c['baseline_label']))
@@ -407,7 +402,7 @@ def per_joint_markdown(per_joint: pd.DataFrame, methods: Sequence[str], baseline
 def _diff_with_ci(row) -> str:
     cell = fmt_diff(row['diff_vs_baseline'])
     lo, hi = row.get('diff_ci_low', math.nan), row.get('diff_ci_high', math.nan)
-    if _finite(lo) and _finite(hi):
+    if finite(lo) and finite(hi):
         cell += f' [{fmt_diff(lo)}, {fmt_diff(hi)}]'
     return cell
 
