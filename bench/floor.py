@@ -12,6 +12,9 @@ comparison of their trained results partly measures codecs, not formulations.
 """
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 from typing import Callable
 
 import numpy as np
@@ -68,7 +71,11 @@ def split_samples(cfg, ann_file: str | None = None) -> list[dict]:
     if ann_file is not None:
         ds_cfg['ann_file'] = ann_file
     ds_cfg['pipeline'] = [t for t in ds_cfg['pipeline'] if t['type'] != 'PackPoseInputs']
-    dataset = DATASETS.build(ds_cfg)
+    # xtcocotools announces every annotation file it loads (4 lines each, 12 per floor
+    # stage): the stage's own lines say what it scored; POSEBENCH_VERBOSE=1 keeps them
+    with (contextlib.nullcontext() if os.environ.get('POSEBENCH_VERBOSE', '') not in
+          ('', '0', 'false', 'no') else contextlib.redirect_stdout(io.StringIO())):
+        dataset = DATASETS.build(ds_cfg)
     return [dataset[i] for i in range(len(dataset))]
 
 

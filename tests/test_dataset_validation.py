@@ -179,3 +179,40 @@ def test_large_file_is_validated_to_its_last_record(tmp_path):
     with pytest.raises(DatasetError, match=rf'annotations\[{n - 1}\] \(id={n - 1}\).*keypoint 7 '
                                            r'has y=nan'):
         validate_coco_keypoints(ann, tmp_path, K, check_images=False)
+
+
+REALDATA = Path(__file__).parent / 'data' / 'realdata'
+
+
+def _coco_params(tmp_path, monkeypatch, name: str, **coco):
+    from bench.params import load_params
+    from conftest import write_params
+    ann = 'annotations/person_keypoints.json'
+    write_params(tmp_path, data=dict(
+        source='coco', metainfo=f'configs/_base_/datasets/{name}.py',
+        coco=dict(root=str(REALDATA / name), img_prefix='images/',
+                  ann_files=dict(train=ann, val=ann, test=ann), **coco)))
+    monkeypatch.setenv('POSEBENCH_WORKDIR', str(tmp_path))
+    return load_params(tmp_path / 'params.yaml')
+
+
+def test_metric_settings_come_from_the_metainfo_or_the_data_key(tmp_path, monkeypatch):
+    from bench.data.layout import coco_metric_settings
+    assert coco_metric_settings(_coco_params(tmp_path, monkeypatch, 'crowdpose')) == dict(
+        use_area=False, iou_type='keypoints_crowd')              # as MMPose's CrowdPose config
+    assert coco_metric_settings(_coco_params(tmp_path, monkeypatch, 'coco')) == dict(
+        use_area=True, iou_type='keypoints')
+    assert coco_metric_settings(_coco_params(tmp_path, monkeypatch, 'coco', use_area=False)) \
+        == dict(use_area=False, iou_type='keypoints')            # the data key wins
+
+
+def test_data_stage_names_the_field_a_metric_needs(tmp_path, monkeypatch, capsys):
+    """CrowdPose has no `area`: forcing `use_area: true` stops the data stage, before any
+    training, with one line naming the file, the annotation, the field and the setting."""
+    from bench.stages import data
+    params = _coco_params(tmp_path, monkeypatch, 'crowdpose', use_area=True)
+    with pytest.raises(DatasetError) as exc:
+        data.run(params)
+    msg = str(exc.value)
+    assert '\n' not in msg and 'person_keypoints.json' in msg and '"area"' in msg
+    assert 'use_area' in msg and 'annotations[0]' in msg
