@@ -108,12 +108,12 @@ def test_resolution_figure_draws_the_table(tmp_path, monkeypatch):
     from bench.report import figures as F
     from bench.report.resolution import resolution_figure
     drawn = {}
-    save = F._save
+    save = F.save
 
     def keep(fig, path):
         drawn['fig'] = fig
         return save(fig, path)
-    monkeypatch.setattr(F, '_save', keep)
+    monkeypatch.setattr(F, 'save', keep)
     table = _table()
     out = resolution_figure(table, ['regression_dark', 'cls_ohem', 'simcc'], {},
                             tmp_path / 'resolution.png')
