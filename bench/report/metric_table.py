@@ -111,10 +111,10 @@ def lookup(metric: str) -> Metric | None:
     return None
 
 
-def names(pck_thresholds, pck_reach: float) -> list[str]:
-    """Every per-run metric of the report, in table order."""
+def _expand(rows, pck_thresholds, pck_reach: float) -> list[str]:
+    """The column names of ``rows``, the families expanded (one PCK per threshold)."""
     out = []
-    for m in METRICS:
+    for m in rows:
         if m.source == 'pck':
             out += [pck_metric(t) for t in pck_thresholds]
         elif m.source == 'reach':
@@ -122,19 +122,17 @@ def names(pck_thresholds, pck_reach: float) -> list[str]:
         else:
             out.append(m.name)
     return out
+
+
+def names(pck_thresholds, pck_reach: float) -> list[str]:
+    """Every per-run metric of the report, in table order."""
+    return _expand(METRICS, pck_thresholds, pck_reach)
 
 
 def main_names(pck_thresholds, pck_reach: float) -> list[str]:
     """The README's main table, in its order."""
-    out = []
-    for m in sorted((m for m in METRICS if m.main is not None), key=lambda m: m.main):
-        if m.source == 'pck':
-            out += [pck_metric(t) for t in pck_thresholds]
-        elif m.source == 'reach':
-            out.append(reach_metric(pck_reach))
-        else:
-            out.append(m.name)
-    return out
+    main = sorted((m for m in METRICS if m.main is not None), key=lambda m: m.main)
+    return _expand(main, pck_thresholds, pck_reach)
 
 
 def higher_is_better(metric: str) -> bool:

@@ -9,7 +9,7 @@ import os
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -48,28 +48,34 @@ class Context:
     tuned: pd.DataFrame | None = None
     axis: pd.DataFrame | None = None
     costs: pd.DataFrame | None = None
-    derived: dict = field(default_factory=dict)
+    # derived once from the above (__post_init__)
+    rp: Any = field(init=False)
+    methods: list[str] = field(init=False)
+    alpha: float = field(init=False)
+    conf: float = field(init=False)
+    base_label: str = field(init=False)
+    head: str = field(init=False)
+    up: bool = field(init=False)
+    m: Any = field(init=False)
+    t: Any = field(init=False)
+    n_ok: pd.Series = field(init=False)
+    verdicts: pd.DataFrame = field(init=False)
+    was: dict = field(init=False)
 
     def __post_init__(self):
-        rp = self.params.report
-        methods = list(self.params.active_methods)
-        verdicts = instrument.mechanism_verdicts(
-            self.study, methods, {x: self.params.methods[x].loss for x in methods}, self.labels)
-        self.derived = dict(
-            rp=rp, methods=methods, alpha=rp.alpha, conf=rp.confidence,
-            base_label=self.labels[rp.baseline], head=rp.headline_metric,
-            up=collect.higher_is_better(rp.headline_metric), m=self.params.model,
-            t=self.params.train,
-            n_ok=self.summary[self.summary.metric == rp.headline_metric].set_index('method')['n'],
-            verdicts=verdicts,
-            was={} if verdicts.empty else {r.label: r.what_it_was
-                                           for r in verdicts.itertuples() if r.what_it_was})
-
-    def __getattr__(self, name):  # the derived values read like fields
-        derived = self.__dict__.get('derived', {})
-        if name in derived:
-            return derived[name]
-        raise AttributeError(name)
+        self.rp = rp = self.params.report
+        self.methods = list(self.params.active_methods)
+        self.alpha, self.conf = rp.alpha, rp.confidence
+        self.base_label = self.labels[rp.baseline]
+        self.head = rp.headline_metric
+        self.up = collect.higher_is_better(rp.headline_metric)
+        self.m, self.t = self.params.model, self.params.train
+        self.n_ok = self.summary[self.summary.metric == self.head].set_index('method')['n']
+        self.verdicts = instrument.mechanism_verdicts(
+            self.study, self.methods, {x: self.params.methods[x].loss for x in self.methods},
+            self.labels)
+        self.was = ({} if self.verdicts.empty else
+                    {r.label: r.what_it_was for r in self.verdicts.itertuples() if r.what_it_was})
 
 
 def _version(dist: str) -> str:
