@@ -13,10 +13,10 @@ import numpy as np
 from mmpose.codecs.base import BaseKeypointCodec
 from mmpose.registry import KEYPOINT_CODECS
 
+from bench.codecs import pixel_class_solver as solver
+
 #: Bound on the truncation error of the windowed encoding with ``window=None``.
 WINDOW_TOL = 1e-4
-#: Floor applied to probabilities before taking logs when decoding.
-_LOG_FLOOR = 1e-30
 #: Largest float32 below 1: caps G so that log1p(-G) stays finite.
 _ONE_MINUS = np.float32(1.0 - 2.0**-24)
 
@@ -174,7 +174,6 @@ class PixelClassLabel(BaseKeypointCodec):
         # positions of the x / y profiles through a stencil pixel
         d = np.arange(-1, 2)
         self._off9 = (d[:, None] * W + d[None, :]).reshape(1, 9)
-        self._k23 = np.array([[0, 1, 2], [0, 3, 6]])
         self._smax = np.array([W - 2, H - 2])
 
     def __getstate__(self) -> dict:
@@ -491,7 +490,8 @@ class PixelClassLabel(BaseKeypointCodec):
 
     def exact_peaks(self, probs: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         r"""Each recovered Gaussian's arg-max pixel and its 3x3 neighbourhood, solved only
-        where the whole-map solver's answer could be.
+        where the whole-map solver's answer could be (:func:`pixel_class_solver.exact_peaks
+        <bench.codecs.pixel_class_solver.exact_peaks>`).
 
         Args:
             probs (np.ndarray): (B, K + 1, H, W) probabilities, channel 0 = background
@@ -502,78 +502,19 @@ class PixelClassLabel(BaseKeypointCodec):
                 ``recover_gaussians(probs).reshape(B * K, -1).argmax(1)`` (first pixel on ties)
             - patch (np.ndarray): (B * K, 9) float64 :math:`G_j` on the 3x3 stencil around
                 it, shifted inside the map at the borders (row-major)
-
-        Every value is :func:`gaussian_rows`'s, the whole-map solver's own per-pixel solve, so
-        the result is the whole map's. Why few pixels suffice: a pixel's solution lies in
-        :math:`T \in [\min(1 - P_0, S / P_{max}), \min(-\log P_0, (1 - P_0) S / P_{max})]`
-        (:func:`recover_gaussians`; the last bound holds because the dominant keypoint's own
-        factor is at least the product: :math:`1 - r_{max} T \ge P_0`), so
-        :math:`G_j = P_j T / S` has a lower and an upper bound per pixel
-        (:math:`S = \sum_k P_k`), nearly equal where one keypoint dominates. The lower
-        bound at :math:`P_j`'s own arg-max bounds :math:`\max G_j` from below; only
-        pixels whose upper bound reaches it are solved (a few per keypoint), then the
-        stencil around the winner.
         """
-        B, C, H, W = probs.shape
-        K, HW = C - 1, H * W
-        x = np.asarray(probs).reshape(B, C, HW)
-        Pk = x[:, 1:]
-        S = Pk.sum(1)                                                  # (B, HW)
-        if not np.isfinite(S).all() or Pk.min() < 0:
-            Pk = np.maximum(np.where(np.isfinite(Pk), Pk, 0), 0)       # as the solver clamps
-            S = Pk.sum(1)
-        p0 = x[:, 0].astype(np.float64)
-        P0 = np.clip(np.where(np.isfinite(p0), p0, 0.0), 1e-300, 1.0)  # (B, HW)
-        S = S.astype(np.float64)
-        with np.errstate(divide='ignore', invalid='ignore'):
-            pole = np.where(S > 0, S / Pk.max(1), 0.0)                 # S / P_max
-            inv_S = np.where(S > 0, 1.0 / S, 0.0)
-            q0 = -np.expm1(np.log(P0))                                 # 1 - P0
-            lo = np.minimum(q0, pole) * inv_S                          # G_j / P_j >= lo
-            hi = np.minimum(-np.log(P0), q0 * pole) * inv_S            # G_j / P_j <= hi
-        # the lower bound at P_j's arg-max, with a margin far above the rounding of float32
-        # inputs and of the float64 solve
-        amP = Pk.argmax(2)                                             # (B, K)
-        tau = (np.take_along_axis(Pk, amP[..., None], 2)[..., 0]
-               * np.take_along_axis(lo, amP, 1)) * (1 - 1e-4)          # (B, K) <= max G_j
-        thr = np.maximum(tau / np.maximum(hi.max(1), 1e-300)[:, None], 1e-38)
-        # P_j hi_max >= tau (flatnonzero: np.nonzero is 4x slower on 3-D masks)
-        bj, pix = np.divmod(np.flatnonzero(Pk >= thr[..., None].astype(Pk.dtype)), HW)
-        b, j = np.divmod(bj, K)
-        ok = Pk[b, j, pix] * hi[b, pix] >= tau[b, j]                   # P_j hi >= tau
-        rowid = np.full((B, HW), -1, np.intp)
-        rowid[b[ok], pix[ok]] = 0
-        rb, rp = np.divmod(np.flatnonzero(rowid + 1), HW)              # sorted (b, pix)
-        rowid[rb, rp] = np.arange(rb.size)
-        G = gaussian_rows(x[rb, :, rp]) if rb.size else np.zeros((0, K))
-        # per map, the first candidate row holding the maximum (rows are sorted by pixel)
-        n = rb.size
-        starts = np.searchsorted(rb, np.arange(B))
-        counts = np.diff(np.append(starts, n))
-        am = np.zeros((B, K), np.intp)
-        has = counts > 0
-        if n:
-            st = np.minimum(starts, n - 1)
-            gmax = np.maximum.reduceat(G, st, axis=0)                  # (B, K)
-            first = np.where(G == gmax[rb], np.arange(n)[:, None], n)
-            first = np.minimum.reduceat(first, st, axis=0)
-            win = has[:, None] & (gmax > 0)
-            am[win] = rp[first[win]]
-        # the 3x3 stencil around each maximum: solve the pixels not solved yet
-        am = am.reshape(-1)
-        ay, ax = np.divmod(am, W)
-        centre = np.clip(ay, 1, H - 2) * W + np.clip(ax, 1, W - 2)
-        sten = np.clip(centre[:, None] + self._off9, 0, HW - 1)         # (B * K, 9)
-        sb = np.repeat(np.arange(B), K)[:, None]
-        missing = rowid[sb, sten] < 0
-        if missing.any():
-            need = np.zeros((B, HW), bool)
-            need[np.broadcast_to(sb, sten.shape)[missing], sten[missing]] = True
-            nb, npx = np.divmod(np.flatnonzero(need), HW)
-            rowid[nb, npx] = n + np.arange(nb.size)
-            G = np.concatenate((G, gaussian_rows(x[nb, :, npx])))
-        patch = G[rowid[sb, sten], np.tile(np.arange(K), B)[:, None]]
+        am, patch, _ = self._exact_peaks(probs)
         return am, patch
+
+    def _exact_peaks(self, probs: np.ndarray):
+        """:meth:`exact_peaks`, and the number of pixels solved per map (B,)."""
+        B, C, H, W = probs.shape
+        x = np.ascontiguousarray(probs).reshape(B, C, H * W)
+        am = np.zeros(B * (C - 1), np.intp)
+        patch = np.zeros((B * (C - 1), 9))
+        Pk = x[:, 1:]
+        solved = solver.exact_peaks(x, Pk.argmax(2), Pk.max(1), W, self._off9[0], am, patch)
+        return am, patch, solved
 
     def _patch(self, P: np.ndarray, m: np.ndarray, x: np.ndarray,
                y: np.ndarray) -> np.ndarray:
@@ -601,47 +542,12 @@ class PixelClassLabel(BaseKeypointCodec):
 
         Offsets are limited to 1 px.
         """
-        M = len(x)
-        m = np.arange(M)
-        xy = np.stack((x, y), axis=-1)  # (M, 2)
-        s = np.minimum(np.maximum(xy, 1), self._smax)
-        L = np.log(np.maximum(patch, _LOG_FLOOR, dtype=np.float64))  # (M, 9)
-        i = xy - s + 1  # stencil position of the arg-max, (M, 2) in {0,1,2}
-        # profiles through the arg-max along x (row iy) and y (column ix)
-        prof = L[m[:, None, None],
-                 (i[:, ::-1] * (3, 1))[:, :, None] + self._k23]  # (M, 2, 3)
-        g = 0.5 * (prof[..., 2] - prof[..., 0])
-        h = prof[..., 2] - 2.0 * prof[..., 1] + prof[..., 0]
-        inner = i == 1
-        # 1-D Newton (inner axes)
-        off = np.divide(g, h, out=np.zeros_like(g), where=h < 0)
-        np.negative(off, out=off)
-        # two-point formula (border axes): sign +1 at the first pixel (i=0),
-        # -1 at the last one (i=2); L_a = log(score)
-        La = np.log(np.maximum(scores, _LOG_FLOOR, dtype=np.float64))
-        two_point = (1 - i) * (0.5 + self.sigma**2 *
-                               (prof[..., 1] - La[:, None]))
-        off = np.where(inner, off, two_point)
-        # 2-D Newton step
-        hxy = 0.25 * (L[:, 8] - L[:, 6] - L[:, 2] + L[:, 0])
-        det = h[:, 0] * h[:, 1] - hxy * hxy
-        full = inner[:, 0] & inner[:, 1] & (h[:, 0] < 0) & (det > 0)
-        if full.any():
-            f = np.flatnonzero(full)
-            gf, hf, hxyf, detf = g[f], h[f], hxy[f], det[f]
-            off[f, 0] = (hxyf * gf[:, 1] - hf[:, 1] * gf[:, 0]) / detf
-            off[f, 1] = (hxyf * gf[:, 0] - hf[:, 0] * gf[:, 1]) / detf
-        np.clip(off, -1.0, 1.0, out=off)
-        off += xy
-        return off
-
-
-#: Newton iterations of :func:`recover_gaussians` at most (3-8 are typical: it starts from a
-#: tight bracket and stops per pixel once converged).
-_MAX_ITERS = 50
-#: A pixel has converged when |g| (the relative error of the product) is below this, times
-#: (1 + |log P0|) for the rounding of the sum of logs.
-_REL_TOL = 1e-13
+        W, H = self.heatmap_size
+        out = np.empty((len(x), 2))
+        solver.refine(np.ascontiguousarray(patch, dtype=np.float64), np.asarray(x, np.int64),
+                      np.asarray(y, np.int64), np.asarray(scores, np.float64), self.sigma,
+                      W, H, out)
+        return out
 
 
 def recover_gaussians(probs: np.ndarray) -> np.ndarray:
@@ -649,23 +555,13 @@ def recover_gaussians(probs: np.ndarray) -> np.ndarray:
     :math:`G_j` (B, K, H, W) from probabilities (B, K+1, H, W), channel 0 =
     background.
 
-    Per pixel, :math:`r_j = P_j / \sum_k P_k` and :math:`T = S = \sum_k G_k`
-    solves :math:`g(T) = \sum_k \log(1 - r_k T) - \log P_0 = 0`. On
-    :math:`[0, 1/\max_k r_k)` ``g`` is concave and falls strictly from
-    :math:`-\log P_0 \ge 0` to :math:`-\infty`, so the root is unique, and
-    it lies in :math:`[1 - P_0, -\log P_0]` (Weierstrass:
-    :math:`\prod (1 - a_k) \ge 1 - \sum a_k`; and :math:`\log (1 - a) \le
-    -a`). Newton steps, in :math:`y = \log(1 - T \max_k r_k)` (where the
-    dominant keypoint's term is linear), start at :math:`n (1 - P_0^{1/n})`,
-    the exact root when :math:`n = 1 / \sum_k r_k^2` keypoints share the
-    pixel equally; a step that leaves the shrinking bracket is replaced by
-    bisection.
-    Only pixels that have not converged are iterated. The inputs are clamped
-    first (negative or non-finite values to 0, :math:`P_0` to :math:`(0, 1]`),
-    so any input gives finite :math:`G \in [0, 1]`; on an exact target the
-    result matches the encoder's Gaussians to float64 precision.
+    Every pixel is solved on its own by :func:`pixel_class_solver.solve_pixel
+    <bench.codecs.pixel_class_solver.solve_pixel>` (the module explains the root and its
+    bracket). The inputs are clamped first (negative or non-finite values to 0,
+    :math:`P_0` to :math:`(0, 1]`), so any input gives finite :math:`G \in [0, 1]`; on an
+    exact target the result matches the encoder's Gaussians to float64 precision.
     """
-    probs = np.asarray(probs, dtype=np.float64)
+    probs = np.asarray(probs)
     B, C, H, W = probs.shape
     G = gaussian_rows(probs.transpose(0, 2, 3, 1).reshape(-1, C))
     return G.reshape(B, H, W, C - 1).transpose(0, 3, 1, 2)
@@ -673,65 +569,13 @@ def recover_gaussians(probs: np.ndarray) -> np.ndarray:
 
 def gaussian_rows(rows: np.ndarray) -> np.ndarray:
     """:func:`recover_gaussians` for pixels taken one by one: ``rows`` (n, K+1) are n pixels'
-    probabilities (column 0 = background); returns their Gaussians (n, K). Each row is solved
-    on its own, so any subset of a map's pixels gets exactly the values the whole map gets."""
-    rows = np.asarray(rows, dtype=np.float64)
-    rows = np.where(np.isfinite(rows), rows, 0.0)
-    C = rows.shape[1]
-    P0 = np.clip(rows[:, 0], 1e-300, 1.0)  # (n,)
-    Pk = np.maximum(rows[:, 1:], 0.0)
-    S = Pk.sum(1)
-    r = Pk / np.maximum(S, 1e-300)[:, None]  # (M, K)
-    r_max = r.max(1) if C > 1 else np.zeros_like(S)
-    T = np.zeros_like(P0)
-    # nothing to recover where no keypoint has mass or P0 = 1
-    idx = np.flatnonzero((S > 0) & (P0 < 1.0) & (r_max > 0))
-    if idx.size:
-        ri, logP0, rm = r[idx], np.log(P0[idx]), r_max[idx]
-        pole = 1.0 / rm
-        T_lo = np.minimum(-np.expm1(logP0), pole)  # 1 - P0
-        T_hi = np.minimum(-logP0, pole)
-        # start at the exact root for n equal keypoints, n = 1 / sum r^2 (the effective
-        # number sharing the pixel): n (1 - P0^(1/n)); 1 - P0 for one keypoint
-        n = 1.0 / np.maximum((ri * ri).sum(1), 1e-300)
-        t0 = np.clip(-n * np.expm1(logP0 / n), T_lo, T_hi)
-        # Newton in y = log(1 - r_max T) (T = -expm1(y) / r_max): the dominant keypoint's term
-        # is y itself, so g is close to linear even next to the pole, where Newton in T
-        # crawls. y falls as T grows: the T bracket [T_lo, T_hi] is y in [y_lo, y_hi].
-        y_lo = np.log1p(-np.minimum(rm * T_hi, 1.0 - 1e-16))
-        y_hi = np.log1p(-np.minimum(rm * T_lo, 1.0 - 1e-16))
-        y = np.log1p(-np.minimum(rm * t0, 1.0 - 1e-16))
-        tol = _REL_TOL * (1.0 + np.abs(logP0))  # |g| is the relative error of the product
-        # the rows still iterating, compacted as they converge (per-call overhead, not
-        # arithmetic, is the cost on the few pixels a decode solves)
-        live = np.arange(idx.size)
-        rl, yl, rml, lpl, tll, lol, hil = ri, y.copy(), rm, logP0, tol, y_lo, y_hi
-        with np.errstate(divide='ignore', invalid='ignore', over='ignore'):
-            for _ in range(_MAX_ITERS):
-                tl = -np.expm1(yl) / rml
-                rt = np.minimum(rl * tl[:, None], 1.0 - 1e-16)
-                g = np.log1p(-rt).sum(1) - lpl
-                # dg/dy = dg/dT * dT/dy = (-sum r / (1 - r T)) * (-e^y / r_max)
-                dg = (rl / (1.0 - rt)).sum(1) * np.exp(yl) / rml
-                up = g < 0  # g rises with y: the root lies above y
-                lol = np.where(up, yl, lol)
-                hil = np.where(up, hil, yl)
-                step = yl - g / dg
-                bad = ~np.isfinite(step) | (step <= lol) | (step >= hil)
-                done = (np.abs(g) <= tll) | (hil - lol <= 1e-15 * np.maximum(np.abs(hil), 1.0))
-                # a converged row keeps the converged point itself, not one more step
-                nxt = np.where(done, yl, np.where(bad, 0.5 * (lol + hil), step))
-                if done.any():
-                    y[live[done]] = nxt[done]
-                    keep = ~done
-                    live, rl, rml, lpl, tll, lol, hil, nxt = (
-                        live[keep], rl[keep], rml[keep], lpl[keep], tll[keep], lol[keep],
-                        hil[keep], nxt[keep])
-                    if not live.size:
-                        break
-                yl = nxt
-            else:
-                y[live] = yl
-        t = -np.expm1(y) / rm
-        T[idx] = t
-    return np.clip(r * T[:, None], 0.0, 1.0)
+    probabilities (column 0 = background); returns their Gaussians (n, K), float64. Each row
+    is solved on its own (:func:`pixel_class_solver.solve_pixel
+    <bench.codecs.pixel_class_solver.solve_pixel>`, as the decoder's local solve), so any
+    subset of a map's pixels gets exactly the values the whole map gets."""
+    rows = np.ascontiguousarray(rows)
+    if rows.dtype not in (np.float32, np.float64):
+        rows = rows.astype(np.float64)
+    out = np.empty((rows.shape[0], rows.shape[1] - 1))
+    solver.solve_rows(rows, out)
+    return out
