@@ -5,9 +5,12 @@ with ``custom_imports = dict(imports=['bench'], allow_failed_imports=False)``:
 
 - ``KEYPOINT_CODECS``: ``PixelClassLabel``, ``UDPHeatmapExact``
 - ``MODELS``: ``PixelClassHead``, ``PixelCrossEntropyLoss``, ``PixelFocalLoss``,
-  ``SigmoidHeatmapHead``, ``PeakFocalHeatmapLoss``, ``FiniteJSDiscretLoss``
-- ``HOOKS``: ``DVCLiveLoggerHook``, ``DivergenceGuardHook``, ``HeatmapSnapshotHook``
-- ``METRICS``: ``KeypointRecorder``
+  ``SigmoidHeatmapHead``, ``PeakFocalHeatmapLoss``, ``FiniteJSDiscretLoss``,
+  ``BatchTopdownPreprocessor``
+- ``DATASETS``: ``BatchedTopdownDataset``
+- ``HOOKS``: ``DVCLiveLoggerHook``, ``DivergenceGuardHook``, ``HeatmapSnapshotHook``,
+  ``ChannelsLastHook``, ``EpochSeedHook``
+- ``METRICS``: ``KeypointRecorder``, ``ScoreCocoMetric``
 
 One exception: while ``python -m bench ...`` starts, the package is imported only to reach
 ``bench/__main__.py``, and registering (which imports torch, MMEngine and MMPose: seconds) is
@@ -16,7 +19,7 @@ that ``python -m bench --help`` answers at once.
 """
 import sys
 
-from . import _quiet  # noqa: F401  (first: filters the stack's import-time warnings)
+from . import quiet  # noqa: F401  (first: filters the stack's import-time warnings)
 
 __version__ = '0.1.0'
 
@@ -24,7 +27,7 @@ __version__ = '0.1.0'
 def register_modules() -> None:
     """Register the project's modules in MMPose's registries. Idempotent: once they are
     imported, later calls cost nothing."""
-    from . import codecs, engine, models  # noqa: F401  (registry side effects)
+    from . import codecs, datasets, engine, evaluation, models  # noqa: F401  (registries)
 
 
 def _starting_cli() -> bool:

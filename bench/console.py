@@ -126,10 +126,14 @@ def _one_line(text: str, limit: int = 240) -> str:
     return line if len(line) <= limit else line[:limit - 3] + '...'
 
 
-def read_progress(work_dir: Path) -> dict:
-    """A run's ``progress.json`` ({} when it has not finished an epoch yet)."""
+def read_progress(work_dir: Path, since: Optional[float] = None) -> dict:
+    """A run's ``progress.json`` ({} when there is none yet, or, with ``since`` (a time),
+    when it was written before then: by an earlier process)."""
+    path = Path(work_dir) / PROGRESS_FILE
     try:
-        return json.loads((Path(work_dir) / PROGRESS_FILE).read_text())
+        if since is not None and path.stat().st_mtime < since:
+            return {}
+        return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
 
@@ -151,7 +155,8 @@ class StageProgress:
         units (int): units per run (its epochs).
         unit (str): the unit's name.
         poll (callable, optional): ``poll(run) -> (units done, finished, last PCK or None)``
-            for a run, called every second from a thread (trainings in other processes write
+            for a run (units done None: not started yet, so neither running nor done), called
+            every second from a thread (trainings in other processes write
             :data:`PROGRESS_FILE`); without it, the stage calls :meth:`run_done` itself.
         stream: where to draw (default stderr).
         item (str): what ``runs`` are called on the display (``'trial'``, ``'step'``...).
@@ -225,7 +230,7 @@ class StageProgress:
                     if pck is not None:
                         self.last = (run, pck)
                     self._draw_locked(force=True)
-                elif units:
+                elif units is not None:  # started
                     self.partial[run] = min(int(units), self.units)
 
     def _counts(self) -> tuple[int, int, int, int]:

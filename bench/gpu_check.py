@@ -99,7 +99,7 @@ def determinism(root: Path, methods: list[str]) -> dict:
     params['active_methods'] = list(dict.fromkeys([params['report']['baseline'], *methods]))
     data = _workdir(root, 'tiny_data', params)
     _bench(data, 'data')
-    from bench.stages.common import RunPaths
+    from bench.runs import RunPaths
     out = {}
     for method in params['active_methods']:
         metrics = []
@@ -126,7 +126,7 @@ def throughput(root: Path, train_images: int | None) -> dict:
     params['eval']['snapshot_epochs'] = [1]
     data = _workdir(root, 'study_data', params)
     t_data = _bench(data, 'data')
-    from bench.stages.common import RunPaths
+    from bench.runs import RunPaths
     rows = {}
     for method in params['active_methods']:
         work = _workdir(root, f'tp_{method}', params, data)

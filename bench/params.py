@@ -193,7 +193,8 @@ class TrainParams(_Strict):
     val_interval: int = Field(1, ge=1)
     workers: int = Field(1, ge=0)
     # batched: decoded-once images, augmentation/crop/targets per batch on the training device
-    # (bench.engine.batched_data); mmpose: MMPose's per-sample pipeline (the reference)
+    # (bench.datasets.batched_topdown, bench.models.data_preprocessors); mmpose: MMPose's
+    # per-sample pipeline (the reference)
     data_path: Literal['batched', 'mmpose'] = 'batched'
     # seeds of a method trained at once, each in its own process with cores / parallel_runs
     # threads (bench/stages/parallel.py); 1: one after another with every core

@@ -230,7 +230,7 @@ def pipeline_rows(params: Params, n_images: int) -> list[dict]:
 
 
 def memory_rows() -> list[dict]:
-    from bench.stages.common import find_runs
+    from bench.runs import find_runs
     rows = []
     for run in find_runs('train'):
         status = run.train / 'status.json'
@@ -254,7 +254,7 @@ def _with_scratch_data(params: Params, folder: Path, n_images: int) -> Params:
     return params.model_copy(update=dict(data=data))
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         for line in Path('/proc/cpuinfo').read_text().splitlines():
             if line.startswith('model name'):
@@ -288,7 +288,7 @@ def run(params: Params, out_dir: str | Path = 'reports', quick: bool = False) ->
     df.to_csv(out / 'perf.csv', index=False)
     mem = pd.DataFrame(memory_rows())
     lines = ['# Performance', '',
-             f'Machine: {platform.machine()}, {_cpu_name()}, '
+             f'Machine: {platform.machine()}, {cpu_name()}, '
              f'{torch.get_num_threads()} torch threads, torch {torch.__version__}. Median of '
              f'{repeats} rounds after warm-up (`train_step`: {3 if quick else 60}), each round '
              'timing the compared functions in turn; `ratio` = ours / MMPose (lower is better); '

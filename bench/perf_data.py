@@ -4,7 +4,7 @@ Two measurements for ``python -m bench perf`` (:mod:`bench.perf`):
 
 - :func:`data_path_rows`: images per second per core through MMPose's per-sample train
   pipeline (``LoadImage`` ... ``PackPoseInputs`` + ``PoseDataPreprocessor``) and through the
-  batched path (:mod:`bench.engine.batched_data`), both with one torch thread, per codec.
+  batched path (:mod:`bench.datasets.batched_topdown`), both with one torch thread, per codec.
 - :func:`iteration_rows`: a short real training (MMEngine ``Runner``, the default profile's
   model, batch and geometry) with each data path; per iteration (median over the last epoch):
   waiting for the loader, the batch's augmentation/crop/targets (the data preprocessor), the

@@ -116,8 +116,8 @@ def estimate(params: Params, steps: int = 5) -> pd.DataFrame:
 def markdown(table: pd.DataFrame, params: Params) -> str:
     import torch
     dev = table.device.iat[0] if len(table) else _device()
-    from bench.perf import _cpu_name
-    name = torch.cuda.get_device_name(0) if dev == 'cuda' else _cpu_name()
+    from bench.perf import cpu_name
+    name = torch.cuda.get_device_name(0) if dev == 'cuda' else cpu_name()
     total = float(table.total_h.sum())
     par = max(params.train.parallel_runs, 1)
     lines = [

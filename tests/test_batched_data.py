@@ -3,9 +3,9 @@
 For the same random draws (flip, shift, scale, rotation), MMPose's stock transforms
 (``LoadImage`` -> ``GetBBoxCenterScale`` -> ``RandomFlip`` -> ``RandomBBoxTransform`` ->
 ``TopdownAffine`` -> ``GenerateTarget`` -> ``PackPoseInputs``, with their random draws pinned)
-and :class:`bench.engine.batched_data.BatchTopdownPreprocessor` must give the same crops (within
-interpolation tolerance: OpenCV interpolates in 1/32 pixel steps and rounds to uint8), the same
-keypoints in the input frame, and the same targets and weights for every codec. The draws
+and :class:`bench.models.data_preprocessors.BatchTopdownPreprocessor` must give the same crops
+(within interpolation tolerance: OpenCV interpolates in 1/32 pixel steps and rounds to uint8),
+the same keypoints in the input frame, and the same targets and weights for every codec. The draws
 themselves must follow MMPose's distributions.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 
 import bench  # noqa: F401  (registers the modules)
 from bench.config import build_config
-from bench.engine.batch_augment import AugmentSpec, Draws, draw
+from bench.models.data_preprocessors.batch_augment import AugmentSpec, Draws, draw
 from bench.params import load_params
 
 # flip, (shift x, shift y), scale, rotation (degrees): corner cases of each
@@ -144,7 +144,7 @@ def _np(x):
 def test_batched_keypoints_match_topdown_affine(env):
     """The keypoints the batched path encodes are TopdownAffine's, left/right swapped on a
     flip as ``flip_keypoints`` swaps them."""
-    from bench.engine import batch_augment as ba
+    from bench.models.data_preprocessors import batch_augment as ba
     cfg = build_config(env, 'regression_dark', 0)
     from mmpose.registry import DATASETS
     dataset = DATASETS.build(cfg.train_dataloader.dataset)
@@ -210,7 +210,7 @@ def test_unsupported_transform_is_one_line_error():
 
 def test_image_cache_is_reused_and_keyed_on_the_files(tmp_path):
     import cv2
-    from bench.engine.image_cache import DecodedImages
+    from bench.datasets.image_cache import DecodedImages
     paths = []
     for i in range(3):
         img = np.full((20 + i, 30, 3), 40 * i, np.uint8)
@@ -234,7 +234,7 @@ def test_a_damaged_image_cache_heals(tmp_path, capsys):
     """Truncated (a killed copy, a full disk) or altered in place (same size: the key cannot
     see it): the next open rebuilds the cache, says why in one line, and reads the images."""
     import cv2
-    from bench.engine.image_cache import DecodedImages
+    from bench.datasets.image_cache import DecodedImages
     paths = []
     for i in range(3):
         p = tmp_path / f'{i}.png'

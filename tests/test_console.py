@@ -17,7 +17,7 @@ def test_plain_progress_lines_off_a_terminal(monkeypatch):
     runs done / running / to go, an ETA and the last run's PCK."""
     monkeypatch.delenv('POSEBENCH_VERBOSE', raising=False)
     out = io.StringIO()
-    state = {'a/seed0': (0, False, None), 'a/seed1': (0, False, None)}
+    state = {'a/seed0': (None, False, None), 'a/seed1': (None, False, None)}
     with StageProgress('train a', list(state), units=4, unit='epoch',
                        poll=lambda r: state[r], stream=out) as progress:
         state['a/seed0'] = (4, True, 0.5)
@@ -33,6 +33,11 @@ def test_plain_progress_lines_off_a_terminal(monkeypatch):
     assert 'train a: 1/2 runs done, 0 running, 1 to go, 4/8 epochs, ETA ' in text
     assert 'last val PCK@0.1 0.500 (a/seed0)' in text
     assert '1/2 runs done, 1 running, 0 to go, 6/8 epochs' in text
+    # a run counts as running from its start (progress.json written before its first epoch)
+    state['a/seed1'] = (0, False, None)
+    progress.partial.clear()
+    progress._poll_once()
+    assert progress._counts()[:3] == (1, 1, 0)
     assert lines[-1].endswith('finished, last val PCK@0.1 0.500 (a/seed0)')
 
 

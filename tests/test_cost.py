@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from bench import cost
-from bench.report.cost import COST_COLUMNS, cost_markdown, cost_table, fmt_count
+from bench.evaluation import model_cost as cost
+from bench.report.cost_table import COST_COLUMNS, cost_markdown, cost_table, fmt_count
 
 C, K = 64, 5           # backbone output channels (ResNet-18, base 8) and keypoints
 SIZE = (64, 64)        # input (w, h): 2x2 features at stride 32

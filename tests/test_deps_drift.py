@@ -6,12 +6,14 @@ or inside a function) from its module ``bench/stages/<stage>.py``, with the pack
 :data:`INFRASTRUCTURE` (the command line that dispatches to the stage, the package's registry
 import, the warning filters). Each stage's ``deps`` must cover every module of its closure (a
 file, or a folder holding it) and list nothing outside it; the train stage's deps decide
-retraining (``bench.stages.train.training_key`` hashes them), so both kinds of drift matter.
+retraining (``bench.stages.common.training_key`` hashes them), so both kinds of drift matter.
 
-One dependency is not an import: MMPose builds our codecs, heads, losses, hooks and metrics by
-name from its registries, which ``bench.register_modules`` fills. A stage that builds a config
-(its closure holds ``bench/config.py``) depends on every registered package
-(:data:`REGISTERED`).
+One dependency is not an import: MMPose builds our codecs, heads, losses, hooks, datasets and
+metrics by name from its registries, which ``bench.register_modules`` fills. A stage that builds
+MMPose modules from a config (its closure holds one of :data:`BUILDERS`) depends on every
+registered package (:data:`REGISTERED`). And ``bench.formulations`` imports each family's
+module by discovery, not by name (:data:`AUTO_IMPORTING`): a stage that imports the package
+depends on all of them.
 """
 from __future__ import annotations
 
@@ -24,10 +26,16 @@ import yaml
 from bench.params import ROOT
 
 #: Never a stage's dependency: dispatch (cli, __main__), registration (bench/__init__) and the
-#: warning filters (_quiet).
-INFRASTRUCTURE = {'bench/__init__.py', 'bench/__main__.py', 'bench/cli.py', 'bench/_quiet.py'}
+#: warning filters (quiet).
+INFRASTRUCTURE = {'bench/__init__.py', 'bench/__main__.py', 'bench/cli.py', 'bench/quiet.py'}
 #: The packages bench.register_modules imports into MMPose's registries.
-REGISTERED = ('bench.codecs', 'bench.engine', 'bench.models')
+REGISTERED = ('bench.codecs', 'bench.datasets', 'bench.engine', 'bench.evaluation',
+              'bench.models')
+#: Modules whose importers build MMPose modules from configs: the config builder, and the
+#: reader of a run's saved config.
+BUILDERS = ('bench/config.py', 'bench/stages/run_config.py')
+#: Packages that import every module of theirs at import (a new family is a new file there).
+AUTO_IMPORTING = ('bench.formulations',)
 STAGE_MODULE = {'data': 'data', 'floor': 'floor', 'tune': 'tune', 'train': 'train',
                 'evaluate': 'evaluate', 'report': 'report'}
 
@@ -70,10 +78,17 @@ def closure(stage_module: str) -> set[str]:
     """Repo-relative files of ``bench.stages.<stage_module>``'s import closure (with the
     registered packages when it builds a config)."""
     seen = _closure([f'bench.stages.{stage_module}'])
-    if 'bench/config.py' in seen:
-        seen |= _closure([f'{pkg}.{p.stem}' for pkg in REGISTERED
-                          for p in (ROOT / Path(*pkg.split('.'))).glob('*.py')])
-    return seen
+    if any(b in seen for b in BUILDERS):
+        seen |= _closure(_modules(REGISTERED))
+    auto = [pkg for pkg in AUTO_IMPORTING if _module_file(pkg).relative_to(ROOT).as_posix()
+            in seen]
+    return seen | _closure(_modules(auto))
+
+
+def _modules(packages) -> list[str]:
+    """Every module of each package (its own folder, not subpackages: those are imported)."""
+    return [f'{pkg}.{p.stem}' for pkg in packages
+            for p in (ROOT / Path(*pkg.split('.'))).glob('*.py')]
 
 
 def _closure(todo: list[str]) -> set[str]:

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from bench.params import ROOT
-from bench.stages.common import RunPaths
+from bench.runs import RunPaths
 from conftest import write_params
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ import pytest
 from bench.config import build_config
 from bench.errors import RunError
 from bench.params import ROOT, load_params
-from bench.stages.common import RunPaths
+from bench.runs import RunPaths
 from bench.stages.run_config import RUN_CONFIG, load_run_config, save_run_config
 from conftest import bench, write_params
 

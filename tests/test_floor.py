@@ -69,7 +69,7 @@ def test_perfect_predictions_are_exact_for_our_codec_without_flip(tiny_data, mon
     classification network decodes to the annotations themselves."""
     monkeypatch.setenv('POSEBENCH_WORKDIR', str(tiny_data))
     from bench.config import build_config
-    from bench.floor import floor_metrics, perfect_predictions
+    from bench.evaluation.codec_floor import floor_metrics, perfect_predictions
     from bench.params import load_params
     cfg = build_config(load_params(tiny_data / 'params.yaml'), 'cls_ohem', seed=0)
     cfg.model.test_cfg = dict(cfg.model.test_cfg, flip_test=False)
@@ -84,13 +84,18 @@ def test_perfect_predictions_are_exact_for_our_codec_without_flip(tiny_data, mon
 
 def test_head_without_rule_gets_a_note(tiny_data, monkeypatch):
     monkeypatch.setenv('POSEBENCH_WORKDIR', str(tiny_data))
-    from bench import floor
+    import dataclasses
+
+    from bench import formulations
+    from bench.evaluation import codec_floor as floor
     from bench.errors import RunError
-    monkeypatch.setattr(floor, 'PERFECT_OUTPUT', {})
+    family = formulations.for_head('PixelClassHead')
+    monkeypatch.setitem(formulations.FORMULATIONS, family.name, dataclasses.replace(
+        family, perfect_output=None, no_floor='no floor rule yet'))
     from bench.config import build_config
     from bench.params import load_params
     cfg = build_config(load_params(tiny_data / 'params.yaml'), 'cls_ohem', seed=0)
-    with pytest.raises(RunError, match='no perfect-output rule for head PixelClassHead'):
+    with pytest.raises(RunError, match='codec floor of head PixelClassHead: no floor rule yet'):
         floor.perfect_predictions(cfg, samples=[])
     assert os.environ['POSEBENCH_WORKDIR'] == str(tiny_data)
 
@@ -129,8 +134,9 @@ def test_udp_floor_exact_at_the_default_sigma(floor_work, monkeypatch):
     tests/test_udp_codec.py). The floor uses UDP's own test pipeline (its warp), not the first
     method's."""
     monkeypatch.setenv('POSEBENCH_WORKDIR', str(floor_work))
-    from bench.config import build_config, dark_blur_kernel
-    from bench.floor import floor_metrics, perfect_predictions, split_samples
+    from bench.config import build_config
+    from bench.formulations.heatmap import dark_blur_kernel
+    from bench.evaluation.codec_floor import floor_metrics, perfect_predictions, split_samples
     from bench.params import load_params
     cfg = build_config(load_params(floor_work / 'params.yaml'), 'regression_udp', seed=0)
     assert cfg.codec['sigma'] == 1.5 and cfg.codec['type'] == 'UDPHeatmapExact'

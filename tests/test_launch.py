@@ -14,7 +14,7 @@ import pytest
 
 from bench import launch
 from bench.errors import RunError
-from bench.stages.common import RunPaths
+from bench.runs import RunPaths
 from conftest import write_params
 
 

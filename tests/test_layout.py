@@ -1,4 +1,4 @@
-"""The runs' on-disk layout (``bench/stages/common.py``): one place for the paths, matching
+"""The runs' on-disk layout (``bench/runs.py``): one place for the paths, matching
 ``dvc.yaml``; pruning of dropped seeds; the train stage's test for a finished seed."""
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from pathlib import Path
 import yaml
 
 from bench.params import ROOT
-from bench.stages.common import (KINDS, RunPaths, find_runs, method_dir, metrics_file,
-                                 prune_seeds)
+from bench.runs import KINDS, RunPaths, find_runs, method_dir, metrics_file, prune_seeds
 from bench.stages.train import _completed_run
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from mmpose.evaluation.functional import keypoint_auc, keypoint_epe, keypoint_pck_accuracy
 
-from bench.engine.metrics import CURVE_THRESHOLDS, KeypointRecorder
+from bench.evaluation.metrics import CURVE_THRESHOLDS, KeypointRecorder
 
 # 4 instances × 3 keypoints; bbox size 64 px (the PCK normaliser), so thresholds 0.0625,
 # 0.125, 0.25 are 4, 8 and 16 px, and every distance below is an exact binary fraction of it.

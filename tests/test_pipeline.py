@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.stages.common import RunPaths
+from bench.runs import RunPaths
 from conftest import bench, write_params
 
 pytestmark = pytest.mark.slow
@@ -37,7 +37,7 @@ def test_train_and_evaluate_both_formulations(tiny_work):
         for stage in ('train', 'evaluate'):  # as the DVC stages run them: every seed
             proc = bench(tiny_work, stage, '--method', method)
             log = proc.stdout + proc.stderr
-            # the stack's per-run noise is filtered (bench/_quiet.py); its real log goes to
+            # the stack's per-run noise is filtered (bench/quiet.py); its real log goes to
             # the run's work dir, not the console (bench/console.py)
             assert 'The prefix is not set' not in log and '"FileClient"' not in log
             assert 'mmengine - INFO' not in log and '\r' not in log
@@ -192,7 +192,7 @@ def test_parallel_runs_train_seeds_side_by_side(tiny_work):
     write_params(tiny_work, seeds=[0, 1], train={'epochs': 1, 'parallel_runs': 2, 'workers': 1})
     log = bench(tiny_work, 'train', '--method', 'regression_dark')
     out = log.stdout + log.stderr
-    assert 'train regression_dark: 2 seeds, 2 at a time' in out
+    assert 'train regression_dark: 2 runs, 2 at a time' in out
     finals = []
     for seed in (0, 1):
         run = RunPaths('regression_dark', seed, tiny_work / 'runs')
@@ -206,7 +206,7 @@ def test_parallel_runs_train_seeds_side_by_side(tiny_work):
             .stat().st_mtime_ns for s in (0, 1)] == finals
     # evaluation side by side too: one metrics file with both seeds
     ev = bench(tiny_work, 'evaluate', '--method', 'regression_dark')
-    assert 'evaluate regression_dark: 2 seeds, 2 at a time' in ev.stdout + ev.stderr
+    assert 'evaluate regression_dark: 2 runs, 2 at a time' in ev.stdout + ev.stderr
     table = json.loads((tiny_work / 'runs' / 'metrics' / 'regression_dark.json').read_text())
     assert sorted(table) == ['seed0', 'seed1']
     assert all(0 <= table[k]['PCK@0.1'] <= 1 for k in table)

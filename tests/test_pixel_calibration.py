@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from bench.engine.pixel_calibration import PixelReliability, by_group, pixel_ece
+from bench.evaluation.pixel_calibration import PixelReliability, by_group, pixel_ece
 
 
 def _ece(acc: PixelReliability) -> float:

@@ -17,7 +17,7 @@ from bench.params import ROOT, load_params
 from bench.report import collect
 from bench.report.figures import FIGURES
 from bench.stages import report
-from bench.stages.common import RunPaths
+from bench.runs import RunPaths
 
 COCO_JOINTS = ['nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear', 'left_shoulder',
                'right_shoulder', 'left_elbow', 'right_elbow', 'left_wrist', 'right_wrist',

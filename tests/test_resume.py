@@ -6,8 +6,9 @@ import pytest
 import yaml
 
 from bench.params import ROOT
-from bench.stages.common import RunPaths
-from bench.stages.train import _prepare_work_dir, training_key
+from bench.runs import RunPaths
+from bench.stages.train import _prepare_work_dir
+from bench.stages.common import training_key
 
 
 def _paths(tmp_path) -> RunPaths:

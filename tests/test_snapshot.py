@@ -17,7 +17,7 @@ from mmengine.structures import PixelData
 
 from bench.config import build_config
 from bench.engine.hooks import HeatmapSnapshotHook
-from bench.engine.pixel_calibration import pixel_ece, score_pixels
+from bench.evaluation.pixel_calibration import pixel_ece, score_pixels
 from bench.params import load_params
 
 N_IMAGES = 3
@@ -120,6 +120,9 @@ def test_pixel_calibration_of_an_oracle_is_perfect(built):
 
 
 def test_pixel_calibration_skips_regression_heads(built):
-    model, _ = built
-    fake = SimpleNamespace(head=SimpleNamespace(decoder=object()))
-    assert score_pixels(fake, []) is None
+    from mmpose.models.heads import HeatmapHead
+    head = HeatmapHead(in_channels=8, out_channels=17, deconv_out_channels=(),
+                       deconv_kernel_sizes=(), decoder=dict(type='MSRAHeatmap', sigma=2,
+                                                            input_size=(64, 64),
+                                                            heatmap_size=(16, 16)))
+    assert score_pixels(SimpleNamespace(head=head), []) is None

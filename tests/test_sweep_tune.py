@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from bench.params import Params, ParamsError, geometry_tag, load_params
-from bench.stages.common import RunPaths, find_runs, prune_seeds
+from bench.runs import RunPaths, find_runs, prune_seeds
 from conftest import write_params
 
 
@@ -71,7 +71,7 @@ def test_swept_runs_live_beside_the_method_runs(tmp_path):
 
 def test_method_lr_needs_a_choice_from_the_grid(tmp_path, monkeypatch):
     from bench.errors import RunError
-    from bench.stages.tune import method_lr, tuned_file
+    from bench.runs import method_lr, tuned_file
     monkeypatch.setenv('POSEBENCH_WORKDIR', str(tmp_path))
     off = _params(tmp_path)
     assert method_lr(off, 'cls_ohem') == off.train.lr  # tuning off: the documented value

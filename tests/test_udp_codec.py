@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from bench.codecs import UDPHeatmapExact
-from bench.config import codec_is, dark_blur_kernel
+from bench.formulations import codec_is
+from bench.formulations.heatmap import dark_blur_kernel
 from mmpose.codecs import UDPHeatmap
 from mmpose.registry import KEYPOINT_CODECS
 

@@ -19,8 +19,10 @@ import pytest
 import torch
 
 import bench  # noqa: F401  (registers the modules)
-from bench.config import (SIMCC_SPLIT_RATIO, build_config, codec_resolution, derive_codec,
-                          simcc_sigma_bins)
+from bench.config import build_config, derive_codec
+from bench.formulations import for_head
+from bench.formulations.heatmap import dark_blur_kernel
+from bench.formulations.simcc import SIMCC_SPLIT_RATIO, simcc_sigma_bins
 from bench.params import load_params
 from conftest import write_params
 
@@ -83,7 +85,7 @@ def test_simcc_geometry_follows_model(make_params, model, sigma_bins, featmap):
     assert tuple(built.heatmap_size) == tuple(m.heatmap_size)
     assert built.mlp_head_x.out_features == m.input_size[0] * SIMCC_SPLIT_RATIO
     assert built.mlp_head_y.out_features == m.input_size[1] * SIMCC_SPLIT_RATIO
-    assert codec_resolution(cfg.codec) == [int(s * SIMCC_SPLIT_RATIO) for s in m.input_size]
+    assert _resolution(cfg) == [int(s * SIMCC_SPLIT_RATIO) for s in m.input_size]
 
 
 def test_simcc_label_is_as_wide_as_the_heatmap_gaussian(make_params):
@@ -114,7 +116,6 @@ def test_codec_and_head_geometry_per_type(make_params, model):
     m = params.model
     geo = dict(input_size=tuple(m.input_size), heatmap_size=tuple(m.heatmap_size),
                sigma=m.sigma)
-    from bench.config import dark_blur_kernel
     blur = dark_blur_kernel(m.sigma)
     in_channels = m.backbone.base_channels * 8
     featmap = tuple(s // m.backbone.output_stride for s in m.input_size)
@@ -130,7 +131,7 @@ def test_codec_and_head_geometry_per_type(make_params, model):
             if t['type'] == 'TopdownAffine'] == [True, True, True]
     assert udp.model.data_preprocessor.augment['use_udp'] is True
     assert udp.model.test_cfg == dict(flip_test=True, flip_mode='heatmap', shift_heatmap=False)
-    assert codec_resolution(udp.codec) == list(m.heatmap_size)
+    assert _resolution(udp) == list(m.heatmap_size)
 
     dsnt = build_config(params, 'dsnt', 0)
     assert dsnt.codec == dict(type='IntegralRegressionLabel', unbiased=True, normalize=True,
@@ -140,7 +141,7 @@ def test_codec_and_head_geometry_per_type(make_params, model):
                 deconv_out_channels=tuple(m.deconv_channels),
                 deconv_kernel_sizes=tuple(4 for _ in m.deconv_channels))
     assert tuple(_build_head(dsnt).heatmap_size) == tuple(m.heatmap_size)
-    assert codec_resolution(dsnt.codec) is None  # a soft-argmax: continuous
+    assert _resolution(dsnt) is None  # a soft-argmax: continuous
 
     rle = build_config(params, 'rle', 0)
     assert rle.codec == dict(type='RegressionLabel', input_size=tuple(m.input_size))
@@ -149,7 +150,7 @@ def test_codec_and_head_geometry_per_type(make_params, model):
     assert rle.model.neck == dict(type='GlobalAveragePooling')
     assert rle.model.test_cfg == dict(flip_test=True, shift_coords=True)
     assert _build_head(rle).fc.in_features == in_channels
-    assert codec_resolution(rle.codec) is None
+    assert _resolution(rle) is None
 
     focal = build_config(params, 'regression_focal', 0)
     dark = build_config(params, 'regression_dark', 0)
@@ -157,10 +158,20 @@ def test_codec_and_head_geometry_per_type(make_params, model):
     assert focal.model.head.loss.type == 'PeakFocalHeatmapLoss'
 
 
-def test_unknown_codec_stops_with_one_line(make_params):
+def _resolution(cfg):
+    """The grid a run's keypoints are decoded on, as evaluation reads it."""
+    return for_head(cfg.model.head.type).resolution(cfg.codec)
+
+
+def test_unknown_codec_or_head_stops_with_one_line(make_params):
     from bench.errors import RunError
-    with pytest.raises(RunError, match='codec MyCodec: no geometry rule.*bench/config.py'):
+    with pytest.raises(RunError, match='codec MyCodec: no formulation record.*bench/formulations/'):
         derive_codec(dict(type='MyCodec'), make_params())
+    with pytest.raises(RunError, match='head MyHead: no formulation record.*bench/formulations/'):
+        derive_codec(dict(type='MSRAHeatmap'), make_params(), head='MyHead')
+    with pytest.raises(RunError, match='head SimCCHead .SimCC. decodes with SimCCLabel, not '
+                       'codec MSRAHeatmap'):
+        derive_codec(dict(type='MSRAHeatmap'), make_params(), head='SimCCHead')
 
 
 def test_zoo_configs_differ_from_the_baseline_only_in_head_codec_and_their_settings():
@@ -333,7 +344,7 @@ def _predictions(work: Path, method: str):
     from mmpose.models import build_pose_estimator
     from mmpose.registry import DATASETS
 
-    from bench.stages.common import RunPaths
+    from bench.runs import RunPaths
     from bench.stages.run_config import load_run_config
     os.environ['POSEBENCH_WORKDIR'] = str(work)
     try:
@@ -360,8 +371,8 @@ def _predictions(work: Path, method: str):
 def _saved_config_floor(work: Path, method: str) -> dict:
     """The codec floor (PCK, EPE) of a perfect network under run (method, seed 0)'s saved
     config."""
-    from bench.floor import floor_metrics, perfect_predictions
-    from bench.stages.common import RunPaths
+    from bench.evaluation.codec_floor import floor_metrics, perfect_predictions
+    from bench.runs import RunPaths
     from bench.stages.run_config import load_run_config
     os.environ['POSEBENCH_WORKDIR'] = str(work)
     try:
@@ -374,7 +385,7 @@ def _saved_config_floor(work: Path, method: str) -> dict:
 @pytest.mark.slow
 @pytest.mark.parametrize('method', ZOO)
 def test_zoo_method_trains_and_evaluates_in_the_image_frame(zoo_work, method):
-    from bench.stages.common import RunPaths
+    from bench.runs import RunPaths
     paths = RunPaths(method, 0, root=zoo_work / 'runs')
     metrics = json.loads((paths.eval / 'metrics.json').read_text())
     assert metrics['status'] == 'ok', metrics

@@ -17,8 +17,6 @@ from bench.codecs import pixel_class_solver as solver
 
 #: Bound on the truncation error of the windowed encoding with ``window=None``.
 WINDOW_TOL = 1e-4
-#: Largest float32 below 1: caps G so that log1p(-G) stays finite.
-_ONE_MINUS = np.float32(1.0 - 2.0**-24)
 
 
 @KEYPOINT_CODECS.register_module()
@@ -131,6 +129,8 @@ class PixelClassLabel(BaseKeypointCodec):
     """
 
     label_mapping_table = dict(keypoint_weights='keypoint_weights', )
+    #: Largest float32 below 1: caps G so that log1p(-G) stays finite.
+    G_MAX = np.float32(1.0 - 2.0**-24)
     field_mapping_table = dict(heatmaps='heatmaps', )
 
     def __init__(self,
@@ -168,7 +168,7 @@ class PixelClassLabel(BaseKeypointCodec):
         self._to_heatmap = np.array([W / w, H / h], dtype=np.float64)
         self.scale_factor = np.array([w / W, h / H], dtype=np.float64)
         self._upper = np.array([W - 0.5, H - 0.5])
-        self._neg_inv_2s2 = -0.5 / (self.sigma * self.sigma)
+        self.neg_inv_2s2 = -0.5 / (self.sigma * self.sigma)
         self._geometry_cache = {}
         # decoding constants: 3x3 stencil offsets in a flattened map, and the
         # positions of the x / y profiles through a stencil pixel
@@ -230,6 +230,46 @@ class PixelClassLabel(BaseKeypointCodec):
         self._geometry_cache[K] = geo
         return geo
 
+    def windows(self, keypoints: np.ndarray,
+                keypoints_visible: Optional[np.ndarray] = None) -> SimpleNamespace:
+        """Where :meth:`encode` evaluates each keypoint's Gaussian (a batched encoder on
+        another device draws the same windows from it).
+
+        Args:
+            keypoints (np.ndarray): (N, K, D) in the input image space
+            keypoints_visible (np.ndarray, optional): (N, K) or (N, K, 2)
+
+        Returns:
+            SimpleNamespace:
+            - centres (np.ndarray): (N * K, 2) float64 heatmap-space centres, not rounded (0
+                for keypoints not encoded)
+            - valid (np.ndarray): (N * K,) bool, encoded (visible and inside the heatmap)
+            - starts (np.ndarray): (N * K, 2) window origins (x0, y0), inside the grid
+            - Lx, Ly (int): window sizes; R (int): window half-size
+        """
+        keypoints = np.asarray(keypoints)
+        N, K = keypoints.shape[:2]
+        M = N * K
+        geo = self._geometry(K)
+        # heatmap-space centres (M, 2), not rounded
+        c = keypoints[..., :2].reshape(M, 2) * self._to_heatmap
+        # inside [-0.5, W - 0.5) x [-0.5, H - 0.5); NaN compares False
+        inside = (c >= -0.5) & (c < self._upper)
+        valid = inside[:, 0] & inside[:, 1]
+        if keypoints_visible is not None:
+            keypoints_visible = np.asarray(keypoints_visible)
+            if keypoints_visible.ndim == 3:  # (N, K, 2): visibility, weight
+                keypoints_visible = keypoints_visible[..., 0]
+            valid &= keypoints_visible.reshape(M) >= 0.5
+        c[~valid] = 0.0  # NaN / out-of-range centres: any in-grid window
+        # window origins (M, 2): floor(c + 0.5) - R, shifted inside the grid
+        # (truncation toward 0 of negative values is undone by the clipping)
+        start = (c + (0.5 - geo.R)).astype(np.intp)
+        np.maximum(start, 0, out=start)
+        np.minimum(start, geo.start_max, out=start)
+        return SimpleNamespace(centres=c, valid=valid, starts=start, Lx=geo.Lx, Ly=geo.Ly,
+                               R=geo.R)
+
     def encode(self,
                keypoints: np.ndarray,
                keypoints_visible: Optional[np.ndarray] = None) -> dict:
@@ -250,28 +290,11 @@ class PixelClassLabel(BaseKeypointCodec):
         """
         keypoints = np.asarray(keypoints)
         N, K = keypoints.shape[:2]
-        M = N * K
         W, H = self.heatmap_size
+        win = self.windows(keypoints, keypoints_visible)
         geo = self._geometry(K)
-
-        # heatmap-space centres (M, 2), not rounded
-        c = keypoints[..., :2].reshape(M, 2) * self._to_heatmap
-        # inside [-0.5, W - 0.5) x [-0.5, H - 0.5); NaN compares False
-        inside = (c >= -0.5) & (c < self._upper)
-        valid = inside[:, 0] & inside[:, 1]
-        if keypoints_visible is not None:
-            keypoints_visible = np.asarray(keypoints_visible)
-            if keypoints_visible.ndim == 3:  # (N, K, 2): visibility, weight
-                keypoints_visible = keypoints_visible[..., 0]
-            valid &= keypoints_visible.reshape(M) >= 0.5
+        c, valid, start = win.centres, win.valid, win.starts
         keypoint_weights = valid.reshape(N, K).astype(np.float32)
-        c[~valid] = 0.0  # NaN / out-of-range centres: any in-grid window
-
-        # window origins (M, 2): floor(c + 0.5) - R, shifted inside the grid
-        # (truncation toward 0 of negative values is undone by the clipping)
-        start = (c + (0.5 - geo.R)).astype(np.intp)
-        np.maximum(start, 0, out=start)
-        np.minimum(start, geo.start_max, out=start)
 
         # separable 1-D Gaussians on the windows, gx (M, Lx), gy (M, Ly), in
         # float32 (as the 2-D products)
@@ -279,17 +302,17 @@ class PixelClassLabel(BaseKeypointCodec):
         if geo.joint:
             d = o[:, :, None] + geo.ar
             d *= d
-            d *= self._neg_inv_2s2
+            d *= self.neg_inv_2s2
             g = np.exp(d, dtype=np.float32)
             gx, gy = g[:, 0], g[:, 1]
         else:
             dx = o[:, 0:1] + geo.ar[:geo.Lx]
             dy = o[:, 1:2] + geo.ar[:geo.Ly]
-            gx = np.exp(dx * dx * self._neg_inv_2s2, dtype=np.float32)
-            gy = np.exp(dy * dy * self._neg_inv_2s2, dtype=np.float32)
+            gx = np.exp(dx * dx * self.neg_inv_2s2, dtype=np.float32)
+            gy = np.exp(dy * dy * self.neg_inv_2s2, dtype=np.float32)
         # zero for keypoints not encoded; G < 1 strictly so that log1p(-G)
         # is finite (P_0 >= 6e-8 instead of 0 at a keypoint's centre)
-        gx *= (valid * _ONE_MINUS)[:, None]
+        gx *= (valid * self.G_MAX)[:, None]
 
         x0 = start[:, 0]
         y0 = start[:, 1]

@@ -59,9 +59,10 @@ class DivergenceGuardHook(Hook):
 
 @HOOKS.register_module()
 class ProgressHook(Hook):
-    """Write the run's progress to ``out_file`` (JSON, atomically) after every training epoch
-    and validation: ``epoch``, ``max_epochs`` and ``val_pck`` (the last validation PCK@0.1,
-    None before the first), for the stage's progress display
+    """Write the run's progress to ``out_file`` (JSON, atomically) when training starts (so
+    that the display counts the run as running from its first iteration), after every training
+    epoch and after every validation: ``epoch``, ``max_epochs`` and ``val_pck`` (the last
+    validation PCK@0.1, None before the first), for the stage's progress display
     (:class:`bench.console.StageProgress`), which may run in another process. Reads nothing
     the training uses and draws no random number.
 
@@ -81,6 +82,9 @@ class ProgressHook(Hook):
         tmp.write_text(json.dumps(dict(epoch=runner.epoch, max_epochs=runner.max_epochs,
                                        val_pck=self.val_pck)))
         tmp.replace(self.out_file)
+
+    def before_train(self, runner) -> None:
+        self._write(runner)
 
     def after_train_epoch(self, runner) -> None:
         self._write(runner)

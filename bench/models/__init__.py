@@ -1,8 +1,9 @@
-"""Heads and losses registered in ``mmpose.registry.MODELS``."""
+"""Heads, losses and data preprocessors registered in ``mmpose.registry.MODELS``."""
 from .losses import (FiniteJSDiscretLoss, PeakFocalHeatmapLoss, PixelCrossEntropyLoss,
                      PixelFocalLoss)
 from .pixel_class_head import PixelClassHead
 from .sigmoid_heatmap_head import SigmoidHeatmapHead
+from .data_preprocessors import BatchTopdownPreprocessor
 
-__all__ = ['FiniteJSDiscretLoss', 'PeakFocalHeatmapLoss', 'PixelClassHead',
-           'PixelCrossEntropyLoss', 'PixelFocalLoss', 'SigmoidHeatmapHead']
+__all__ = ['BatchTopdownPreprocessor', 'FiniteJSDiscretLoss', 'PeakFocalHeatmapLoss',
+           'PixelClassHead', 'PixelCrossEntropyLoss', 'PixelFocalLoss', 'SigmoidHeatmapHead']

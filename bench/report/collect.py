@@ -1,6 +1,6 @@
 """Load the runs of a study into tidy pandas DataFrames: the report's only reader of ``runs/``.
 
-One run (layout: :class:`bench.stages.common.RunPaths`) is, under ``<runs_root>``:
+One run (layout: :class:`bench.runs.RunPaths`) is, under ``<runs_root>``:
 ``eval/<method>/seed<k>/`` with ``train_status.json`` (the training's status, copied there by
 the evaluate stage), ``metrics.json`` and ``keypoints.npz``;
 ``live/<method>/seed<k>/plots/metrics/**.tsv`` (DVCLive curves) and
@@ -38,7 +38,7 @@ import pandas as pd
 
 from bench.errors import RunError
 from bench.report import metric_table, stats
-from bench.stages.common import RunPaths
+from bench.runs import RunPaths
 
 # Which metric comes from where, which way is better, what compares: one table
 # (bench/report/metric_table.py); these are its views.
@@ -178,7 +178,8 @@ class Study:
     snapshot_epochs: dict[tuple[str, int], list[int]] = field(default_factory=dict)
     joints: list[str] = field(default_factory=list)
     geometry: str | None = None  # a `sweep` tag; None: the profile's own geometry
-    # method, seed and bench.cost.COST_FIELDS, from each run's eval/cost.json (when recorded)
+    # method, seed and bench.evaluation.model_cost.COST_FIELDS, from each run's eval/cost.json
+    # (when recorded)
     costs: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def ok_seeds(self, method: str) -> list[int]:

@@ -503,15 +503,6 @@ def _pooled(study: Study, method: str) -> dict[str, np.ndarray] | None:
     return out
 
 
-def pooled_calibration(study: Study, method: str, n_bins: int = 10) -> dict | None:
-    """Calibration (:func:`stats.calibration`) of a method's raw keypoint scores, labelled
-    test keypoints of all its seeds pooled."""
-    pooled = _pooled(study, method)
-    if pooled is None:
-        return None
-    return stats.calibration(pooled['scores'], pooled['hits'], n_bins=n_bins)
-
-
 def _reliability(ax, b: pd.DataFrame, color, label: str) -> None:
     ax.plot(b['mean_score'], b['accuracy'], marker='o', color=color, lw=1.8, label=label)
 
@@ -573,7 +564,7 @@ def pixel_calibration(study: Study, methods: Sequence[str], labels: Mapping[str,
     targets on the test split (every pixel × class of every test image, all seeds pooled):
     mean target probability vs mean predicted probability per probability bin, for the
     background channel and the keypoint channels, and the number of entries per bin."""
-    from bench.engine.pixel_calibration import GROUPS, by_group, pixel_ece
+    from bench.evaluation.pixel_calibration import GROUPS, by_group, pixel_ece
     names = display_names(methods, labels)
     colors = palette(methods)
     title = 'Per-pixel calibration of the K+1 softmax (test split)'

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.engine.metrics import AUC_RANGE, AUC_STEPS
+from bench.evaluation.metrics import AUC_RANGE, AUC_STEPS
 
 #: PCK threshold of the confidence "hit" and of the per-joint table (MMPose's per-joint PCK).
 HIT_THRESHOLD = 0.1

@@ -14,8 +14,8 @@ from typing import Any, Callable
 import pandas as pd
 
 from bench.params import Params
-from bench.report import (collect, cost, instrument, metric_table, resolution, scores, sections,
-                          tables, tuning)
+from bench.report import (collect, cost_table, instrument, metric_table, resolution, scores,
+                          sections, tables, tuning)
 from bench.report.stats import finite, seeds_needed, significance_sentence, verdict
 
 #: The libraries the setup table names with their versions.
@@ -335,7 +335,7 @@ def section_cost(c: Context) -> list[str]:
     else:
         add('Per method, medians over its runs ([`cost.csv`](cost.csv)); the times are this '
             'machine\'s, at the stages\' thread counts.\n')
-        add(cost.cost_markdown(costs))
+        add(cost_table.cost_markdown(costs))
     return L
 
 

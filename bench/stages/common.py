@@ -1,162 +1,19 @@
-"""Paths and checks shared by the per-run stages.
-
-The on-disk layout of the runs lives here and nowhere else (:class:`RunPaths`). It is *kind
-first*, ``runs/<kind>/<method>/seed<k>/``, so that each DVC stage of a method owns whole
-folders (its outputs never overlap another stage's) and the report depends on the small
-outputs only, never on the checkpoints:
-
-=============================================  =========================================
-``runs/train/<method>/seed<k>/``               MMEngine work dir: checkpoints, ``final.pth``,
-                                               logs, ``status.json``, ``config.py``,
-                                               ``fingerprint.txt`` (out of ``train@<method>``)
-``runs/train/<method>/seed<k>.stale/``         a work dir moved aside (other inputs)
-``runs/live/<method>/seed<k>/``                DVCLive curves (plots of ``train@<method>``)
-``runs/snapshots/<method>/seed<k>/``           heatmap snapshots (out of ``train@<method>``)
-``runs/eval/<method>/seed<k>/``                ``metrics.json``, ``keypoints*.npz``,
-                                               ``pixel_calibration.npz``, ``timing.json``,
-                                               ``train_status.json`` (out of ``evaluate@<method>``)
-``runs/metrics/<method>.json``                 ``{"seed<k>": metrics}`` for every seed (the DVC
-                                               metrics of ``evaluate@<method>``)
-``runs/tune/<method>/lr<x>/``                  a learning-rate trial (out of ``tune@<method>``)
-``runs/tuned/<method>.json``                   the learning rate the method trains with
-=============================================  =========================================
-
-A run of a swept geometry (``params.yaml`` ``sweep``: the resolution axis) lives beside the
-method's own runs, its folder and metrics key prefixed with the geometry's tag:
-``runs/<kind>/<method>/hm32s2-seed<k>/``, key ``hm32s2-seed<k>``. The method's stages own
-every geometry of the method, so adding a geometry re-runs them and only the new runs train.
+"""Checks and helpers shared by the per-run stages: a run's method and seed exist, the names
+its Runner takes, the training key that decides whether a finished run is kept, atomic JSON
+writes and the data's fingerprint. The runs' layout is :mod:`bench.runs`.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import re
-import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 from bench.errors import RunError
-from bench.params import Params, workdir
+import yaml
 
-#: Per-run folders, each ``runs/<kind>/<method>/seed<k>/``.
-KINDS = ('train', 'live', 'snapshots', 'eval')
-#: What the train stage writes per run (the evaluate stage writes ``eval``).
-TRAIN_KINDS = ('train', 'live', 'snapshots')
-_SEED_DIR = re.compile(r'^(?:(hm[0-9x]+s[0-9.e+-]+)-)?seed(\d+)(\.stale)?$')
-
-
-def runs_root() -> Path:
-    """``<workdir>/runs``."""
-    return workdir() / 'runs'
-
-
-def seed_key(seed: int, geometry: Optional[str] = None) -> str:
-    """``seed<k>`` (``<geometry>-seed<k>`` for a swept geometry): the name of a run's folders
-    and its key in the method's metrics file."""
-    return f'seed{int(seed)}' if geometry is None else f'{geometry}-seed{int(seed)}'
-
-
-def method_dir(kind: str, method: str, root: Optional[Path] = None) -> Path:
-    """``runs/<kind>/<method>``: the folder DVC declares as the method's output of that kind."""
-    if kind not in KINDS:
-        raise ValueError(f'unknown run output kind {kind!r} (one of {", ".join(KINDS)})')
-    return Path(root if root is not None else runs_root()) / kind / method
-
-
-def metrics_file(method: str, root: Optional[Path] = None) -> Path:
-    """``runs/metrics/<method>.json``: every seed's test metrics, keyed ``seed<k>``."""
-    return Path(root if root is not None else runs_root()) / 'metrics' / f'{method}.json'
-
-
-@dataclass(frozen=True)
-class RunPaths:
-    """The folders of run (``method``, ``seed``) under ``root`` (default ``<workdir>/runs``);
-    see the module docstring."""
-    method: str
-    seed: int
-    root: Path = field(default_factory=runs_root)
-    geometry: Optional[str] = None  # a `sweep` tag; None: the profile's own geometry
-
-    def __post_init__(self):
-        object.__setattr__(self, 'root', Path(self.root))
-        object.__setattr__(self, 'seed', int(self.seed))
-
-    @property
-    def name(self) -> str:
-        """``<method>/seed<k>``: how messages name the run."""
-        return f'{self.method}/{self.key}'
-
-    @property
-    def key(self) -> str:
-        return seed_key(self.seed, self.geometry)
-
-    def kind(self, kind: str) -> Path:
-        return method_dir(kind, self.method, self.root) / self.key
-
-    @property
-    def train(self) -> Path:
-        return self.kind('train')
-
-    @property
-    def stale(self) -> Path:
-        """Where a work dir written from other inputs is moved aside."""
-        return self.train.with_name(self.key + '.stale')
-
-    @property
-    def live(self) -> Path:
-        return self.kind('live')
-
-    @property
-    def snapshots(self) -> Path:
-        return self.kind('snapshots')
-
-    @property
-    def eval(self) -> Path:
-        return self.kind('eval')
-
-    @property
-    def metrics(self) -> Path:
-        """The method's metrics file (shared by its seeds)."""
-        return metrics_file(self.method, self.root)
-
-
-def find_runs(kind: str, root: Optional[Path] = None) -> list[RunPaths]:
-    """Every run that has a ``runs/<kind>/<method>/[<geometry>-]seed<k>/`` folder, sorted."""
-    base = Path(root if root is not None else runs_root())
-    found = []
-    for folder in sorted((base / kind).glob('*/*seed*')):
-        m = _SEED_DIR.match(folder.name)
-        if folder.is_dir() and m and not m.group(3):
-            found.append(RunPaths(folder.parent.name, int(m.group(2)), base, m.group(1)))
-    return sorted(found, key=lambda r: (r.method, r.geometry or '', r.seed))
-
-
-def prune_seeds(method: str, seeds: Iterable[int], kinds: Iterable[str] = KINDS,
-                root: Optional[Path] = None,
-                geometries: Iterable[Optional[str]] = (None,)) -> list[Path]:
-    """Remove the run folders (``[<geometry>-]seed<k>``, ``.stale`` too) of ``method`` whose
-    seed is not in ``seeds`` or whose geometry is not in ``geometries``, for each of ``kinds``:
-    runs dropped from ``params.yaml`` must not stay in the method's outputs (nor reach the
-    report). Returns what was removed."""
-    keep = {int(s) for s in seeds}
-    keep_geometries = set(geometries)
-    removed = []
-    for kind in kinds:
-        folder = method_dir(kind, method, root)
-        if not folder.is_dir():
-            continue
-        for entry in sorted(folder.iterdir()):
-            m = _SEED_DIR.match(entry.name)
-            dropped = m and (int(m.group(2)) not in keep or m.group(1) not in keep_geometries)
-            if dropped:  # every rank of a multi-process launch may do this at once: no error
-                if entry.is_dir():  # if gone
-                    shutil.rmtree(entry, ignore_errors=True)
-                else:
-                    entry.unlink(missing_ok=True)
-                removed.append(entry)
-    return removed
-
+from bench.params import ROOT, Params, workdir
+from bench.runs import RunPaths, seed_key
 
 def check_run(params: Params, method: str, seed: Optional[int] = None) -> None:
     """``method`` is defined and ``seed`` (when given) is one of ``params.seeds``."""
@@ -201,3 +58,41 @@ def data_fingerprint() -> Optional[str]:
     that scoring a run on other data is refused (``bench.stages.evaluate.check_same_data``)."""
     manifest = workdir() / 'data' / 'manifest.json'
     return hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else None
+
+
+#: Libraries whose version can change the numbers of a training.
+_LIBRARIES = ('torch', 'numpy', 'numba', 'mmengine', 'mmcv', 'mmpose')
+
+
+def training_key(cfg: dict, work_root: Optional[Path] = None,
+                 code_root: Path = ROOT) -> str:
+    """sha256 of everything that decides a training's result: the resolved config (with the
+    checkout's location replaced, so that a moved checkout keeps its key), the files of the
+    train stage's ``deps`` in ``code_root/dvc.yaml`` (``data/...`` under ``work_root``: the
+    manifest, with the sha256 of the annotation files; the code under ``code_root``; not
+    ``runs/tuned/<method>.json``, whose learning rate is in the config), and the versions of
+    the numeric libraries. A checkpoint is resumed from only under the same key:
+    when DVC re-runs the stage because the data or the code changed, the run starts over
+    instead of keeping a model of the old inputs."""
+    from importlib.metadata import version
+    work_root = (work_root or workdir()).resolve()
+    text = json.dumps(cfg, sort_keys=True, default=str).replace(str(work_root), '<workdir>')
+    h = hashlib.sha256(text.encode())
+    deps = yaml.safe_load((code_root / 'dvc.yaml').read_text())['stages']['train']['deps']
+    for dep in deps:
+        if dep.startswith('runs/'):  # the tuned learning rate: in the resolved config already
+            continue
+        base = work_root if dep.startswith('data/') else code_root
+        path = base / dep
+        if path.is_dir():
+            files = sorted(f for f in path.rglob('*')
+                           if f.is_file() and '__pycache__' not in f.parts)
+        else:
+            files = [path] if path.is_file() else []  # hashed as absent
+        h.update(f'\0{dep}:{len(files)}'.encode())
+        for f in files:
+            h.update(f'\0{f.relative_to(base)}\0'.encode())
+            h.update(f.read_bytes())
+    for lib in _LIBRARIES:
+        h.update(f'\0{lib}=={version(lib)}'.encode())
+    return h.hexdigest()

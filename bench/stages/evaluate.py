@@ -16,13 +16,13 @@ Writes, per seed, in ``runs/eval/<method>/seed<k>/`` (layout: :mod:`bench.stages
 - ``train_status.json``: a copy of the training's ``status.json`` (status, wall time, peak
   memory), so that the report never reads ``runs/train``;
 - ``keypoints.npz``: the test split per keypoint (score, normalised distance, visibility,
-  OKS...: :class:`bench.engine.metrics.KeypointRecorder`), the report's PCK-curve, bootstrap,
+  OKS...: :class:`bench.evaluation.metrics.KeypointRecorder`), the report's PCK-curve, bootstrap,
   AUROC and calibration input;
 - ``keypoints_val.npz``: the same for the validation split, on which the report fits the
   recalibration of the keypoint scores (never on the split it then scores);
 - ``pixel_calibration.npz`` (classification heads only): the per-pixel reliability histogram of
   the K+1 softmax against the soft targets on the test split
-  (:mod:`bench.engine.pixel_calibration`);
+  (:mod:`bench.evaluation.pixel_calibration`);
 - ``timing.json``: the seed's evaluation wall time;
 - ``cost.json``: parameters and FLOPs (head, whole model), training step and inference times
   (:func:`_cost`);
@@ -42,13 +42,13 @@ from typing import Optional
 
 import numpy as np
 
-from bench._quiet import quiet_logger
+from bench.quiet import quiet_logger
 from bench.console import StageProgress, build_runner, to_log
-from bench.config import codec_resolution  # a codec's decoding grid, or None
+from bench.formulations import for_head
 from bench.errors import RunError
 from bench.params import Params
-from bench.stages.common import (RunPaths, check_run, data_fingerprint, metrics_file,
-                                 prune_seeds, runner_names, seed_key, write_json)
+from bench.stages.common import check_run, data_fingerprint, runner_names, write_json
+from bench.runs import RunPaths, metrics_file, prune_seeds, seed_key
 from bench.stages.run_config import load_run_config
 
 _COCO_KEYS = {'coco/AP': 'AP', 'coco/AP .5': 'AP50', 'coco/AP .75': 'AP75',
@@ -101,7 +101,8 @@ def run(params: Params, method: str, seed: Optional[int] = None,
 
 def _poller(method: str, runs: dict):
     """``poll(run) -> (0, finished, test PCK@0.1)``: a run is finished once its
-    ``metrics.json`` is written during this stage."""
+    ``metrics.json`` is written during this stage (before that, it is neither running nor done
+    on the display: evaluation counts no units)."""
     started = time.time()
 
     def poll(name: str) -> tuple:
@@ -112,7 +113,7 @@ def _poller(method: str, runs: dict):
                 return 0, True, json.loads(metrics.read_text()).get('PCK@0.1')
             except ValueError:
                 return 0, True, None
-        return 0, False, None
+        return None, False, None
     return poll
 
 
@@ -159,7 +160,8 @@ def run_one(params: Params, method: str, seed: int, geometry: Optional[str] = No
         coco.append(dict(coco[0], type='ScoreCocoMetric', score_key='keypoint_probs',
                          prefix='coco_p', outfile_prefix=str(eval_dir / 'work' / 'coco_p')))
     recorder = dict(type='KeypointRecorder', thresholds=list(params.eval.pck_thresholds),
-                    heatmap_size=codec_resolution(cfg.model.head.decoder))
+                    heatmap_size=for_head(cfg.model.head.type).resolution(
+                        cfg.model.head.decoder))
     cfg.test_evaluator = [dict(recorder, out_file=str(eval_dir / 'keypoints.npz')), *coco]
     cfg.custom_hooks = []
     cfg.visualizer = dict(type='PoseLocalVisualizer', vis_backends=[])
@@ -226,11 +228,12 @@ def has_second_score(cfg) -> bool:
 
 def _cost(cfg, model, train_status: dict) -> dict:
     """``cost.json``: the network's size and FLOPs (head alone and whole model, batch 1:
-    :func:`bench.cost.model_complexity`), the training step time the train stage recorded, and
+    :func:`bench.evaluation.model_cost.model_complexity`), the training step time the train
+    stage recorded, and
     this process's inference time per image (``test_step`` at batch 32: flip test and decoding
     included; 5 timed batches after one warm-up, at the stage's thread count). Timings depend
     on the machine and its load; the counts do not."""
-    from bench.cost import inference_ms, input_size_of, model_complexity
+    from bench.evaluation.model_cost import inference_ms, input_size_of, model_complexity
     c = model_complexity(cfg)
     infer = inference_ms(model, batch_size=32, repeats=5, warmup=1,
                          input_size=input_size_of(cfg))
@@ -257,7 +260,7 @@ def _dump_split(model, loader, metric: dict) -> None:
 def _pixel_calibration(model, loader, eval_dir: Path) -> float | None:
     """Per-pixel calibration of a classification head on ``loader`` (the test split), written
     to ``<eval_dir>/pixel_calibration.npz``; returns its ECE, or None for a regression head."""
-    from bench.engine.pixel_calibration import score_pixels
+    from bench.evaluation.pixel_calibration import score_pixels
     result = score_pixels(model, loader)
     if result is None:
         return None

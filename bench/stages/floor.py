@@ -6,7 +6,8 @@ Writes (no training; seconds):
 - ``reports/codec_floor.csv``: one row per method defined in ``params.yaml`` (``active``
   says which ones the study trains): the test split's ground truth encoded by the method's
   codec, flipped and decoded at test time exactly as the trained model's outputs are
-  (:mod:`bench.floor`), scored with the report's metrics: PCK at ``eval.pck_thresholds``, EPE
+  (:mod:`bench.evaluation.codec_floor`), scored with the report's metrics: PCK at
+  ``eval.pck_thresholds``, EPE
   (image pixels) and per-joint PCK@0.1. A head for which a floor means nothing (RLE: its
   target is the coordinate itself) or that has no floor rule gets a row with a ``note`` and
   NaN values. ``geometry`` names the geometry (tag, e.g. ``hm16s1.5``): every method at the
@@ -16,7 +17,7 @@ Writes (no training; seconds):
   each generated from the resolved MMEngine config (the report's method table).
 - ``reports/imbalance.csv``: the background share of the classification targets of the
   *train* split (what the losses see; without augmentation) at the profile's heatmap size and
-  at 64x64, and what OHEM would keep of it (:mod:`bench.imbalance`).
+  at 64x64, and what OHEM would keep of it (:mod:`bench.evaluation.imbalance`).
 """
 from __future__ import annotations
 
@@ -26,8 +27,9 @@ import time
 
 import pandas as pd
 
-from bench.config import build_config, codec_is
+from bench.config import build_config
 from bench.data.layout import data_layout, joint_names, num_keypoints
+from bench.formulations import for_head
 from bench.params import Params, workdir
 from bench.stages.common import write_json
 
@@ -38,56 +40,17 @@ IMBALANCE_FILE = 'imbalance.csv'
 IMBALANCE_SIZE = (64, 64)
 
 
-def describe_decoding(codec: dict) -> tuple[str, str]:
-    """(decoding, refinement) of a codec config, in words, from its type and arguments."""
-    kind = codec.get('type')
-    if kind == 'MSRAHeatmap':
-        if codec.get('unbiased'):
-            return ('unbiased Gaussian targets (untruncated, sub-pixel centre); arg-max',
-                    f'DARK: Gaussian blur (kernel {codec.get("blur_kernel_size", 11)}), then one '
-                    'Newton step on the log-heatmap')
-        return ('Gaussian targets cut at 3σ around the rounded centre (MMPose 1.3.2 '
-                'truncation bug); arg-max', 'quarter-pixel step towards the higher neighbour')
-    if kind == 'PixelClassLabel':
-        exact = codec.get('decode_exact', True)
-        decoding = ('softmax over K+1; the Gaussians recovered exactly from the mixture '
-                    '(per-pixel root of Π(1−r·T)=P₀); arg-max' if exact
-                    else 'softmax over K+1; arg-max of P_j (no mixture inversion)')
-        refine = ('one Newton step on the log of the recovered Gaussian (3×3 stencil; '
-                  'two-point σ formula at the border)' if codec.get('decode_refine', True)
-                  else 'none')
-        return decoding, refine
-    if codec_is(kind, 'UDPHeatmap'):  # and bench.codecs.UDPHeatmapExact, its subclass
-        placed = ('' if kind == 'UDPHeatmap' else
-                  '; peaks at the nearest pixel (MMPose 1.3.2 moves those within 3σ of the '
-                  'top/left border one pixel when 3σ is not an integer)')
-        return ('UDP Gaussian targets on the unbiased grid ((w−1)/(W−1) input px per heatmap '
-                f'px{placed}); arg-max',
-                f'UDP DARK: Gaussian blur (kernel {codec.get("blur_kernel_size", 11)}), then one '
-                'Newton step on the log-heatmap')
-    if kind == 'SimCCLabel':
-        ratio = codec.get('simcc_split_ratio', 2.0)
-        return (f'two 1-D distributions over {ratio:g} bins per input pixel (Gaussian labels, '
-                f'σ {codec.get("sigma")} bins); arg-max of each',
-                'DARK on the 1-D vectors' if codec.get('use_dark') else 'none (bin centre)')
-    if kind == 'RegressionLabel':
-        return ('coordinates regressed directly (normalised by the input size)', 'none')
-    if kind == 'IntegralRegressionLabel':
-        return ('soft-argmax: expectation of each soft-maxed map (continuous coordinates)',
-                'none')
-    return (f'{kind} (see its MMPose docstring)', 'codec default')
-
-
 def describe_flip(test_cfg: dict, head_type: str) -> str:
-    """The test-time augmentation of a head, in words, from its ``test_cfg``."""
+    """The test-time augmentation of a head, in words, from its ``test_cfg`` and what its
+    family flips (:attr:`bench.formulations.Formulation.flips`)."""
     if not test_cfg.get('flip_test'):
         return 'none'
-    if head_type in ('RLEHead', 'DSNTHead', 'IntegralRegressionHead'):
-        return ('flip test, coordinates, flipped x shifted 1 px' if test_cfg.get('shift_coords',
-                                                                                  True)
-                else 'flip test, coordinates')
-    if head_type == 'SimCCHead':
-        return 'flip test, 1-D vectors'
+    flips = for_head(head_type).flips
+    if flips == 'coordinates':
+        return ('flip test, coordinates, flipped x shifted 1 px'
+                if test_cfg.get('shift_coords', True) else 'flip test, coordinates')
+    if flips != 'heatmaps':
+        return f'flip test, {flips}'
     return ('flip test, heatmap mode, flipped map shifted 1 px' if test_cfg.get('shift_heatmap')
             else 'flip test, heatmap mode')
 
@@ -96,7 +59,7 @@ def describe(params: Params, method: str) -> dict:
     cfg = build_config(params, method, seed=0)
     head, codec = cfg.model.head, cfg.codec
     test_cfg = cfg.model.get('test_cfg', {})
-    decoding, refine = describe_decoding(codec)
+    decoding, refine = for_head(head['type']).describe(codec)
     codec_args = {k: v for k, v in codec.items() if k not in ('type', 'input_size',
                                                                'heatmap_size')}
     flip = describe_flip(test_cfg, head['type'])
@@ -114,8 +77,7 @@ def _floor_key(cfg) -> str:
 
 
 def run(params: Params) -> pd.DataFrame:
-    from bench.floor import (NOT_APPLICABLE, PERFECT_OUTPUT, floor_metrics,
-                             perfect_predictions, split_samples)
+    from bench.evaluation.codec_floor import floor_metrics, perfect_predictions, split_samples
 
     start = time.perf_counter()
     names = joint_names(params.data.metainfo)
@@ -133,12 +95,9 @@ def run(params: Params) -> pd.DataFrame:
         row = dict(method=method, label=params.methods[method].label or method,
                    active=method in params.active_methods,
                    geometry=tag or params.base_geometry(), codec=cfg.codec['type'], note='')
-        if cfg.model.head['type'] in NOT_APPLICABLE:  # a row all the same, its values NaN
-            row['note'] = NOT_APPLICABLE[cfg.model.head['type']]
-            rows.append(row)
-            continue
-        if cfg.model.head['type'] not in PERFECT_OUTPUT:
-            row['note'] = f'no floor: head {cfg.model.head["type"]} has no perfect-output rule'
+        family = for_head(cfg.model.head['type'])
+        if family.perfect_output is None:  # a row all the same, its values NaN
+            row['note'] = family.no_floor
             rows.append(row)
             continue
         key = _floor_key(cfg)
@@ -169,8 +128,8 @@ def run(params: Params) -> pd.DataFrame:
 
 
 def _write_imbalance(params: Params, path) -> None:
-    from bench.floor import split_samples
-    from bench.imbalance import imbalance_rows
+    from bench.evaluation.codec_floor import split_samples
+    from bench.evaluation.imbalance import imbalance_rows
     train_ann = data_layout(params)['ann_files']['train']
     samples = split_samples(build_config(params, params.active_methods[0], seed=0), train_ann)
     sizes = [tuple(params.model.heatmap_size)]

@@ -71,7 +71,7 @@ def train_seeds(params: Params, method: str, seeds: list[int],
         return {s: run_one(params, method, s) for s in seeds}
     import multiprocessing
     threads = threads_per_run(n)
-    print(f'{what} {method}: {len(seeds)} seeds, {n} at a time ({threads} thread'
+    print(f'{what} {method}: {len(seeds)} runs, {n} at a time ({threads} thread'
           f'{"s" * (threads != 1)} each)', flush=True)
     ctx = multiprocessing.get_context('spawn')
     # The thread pools of OpenMP, MKL and OpenBLAS are sized when a worker loads them (before

@@ -15,7 +15,7 @@ the figures (:mod:`bench.report.figures`) and writes:
 - ``ap_resolution.csv``: per method, AP's keypoint tolerance against one heatmap pixel
   (:mod:`bench.report.ap_resolution`; the README flags AP when it cannot separate methods);
 - ``cost.csv``: per method, parameters and FLOPs (head, whole network), training step and
-  inference times, the headline metric per GFLOP (:mod:`bench.report.cost`);
+  inference times, the headline metric per GFLOP (:mod:`bench.report.cost_table`);
 - ``tuning.csv``: the learning rate each method trained with, and the trials when tuning is on
   (:mod:`bench.report.tuning`);
 - ``resolution.csv`` and ``figures/resolution.png``: the paired difference to the baseline at
@@ -35,7 +35,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.params import Params, ParamsError, workdir
-from bench.report import (collect, cost, instrument, readme, resolution, scores, sections,
+from bench.report import (collect, cost_table, instrument, readme, resolution, scores, sections,
                           tables, tuning)
 from bench.stages import common
 
@@ -101,7 +101,7 @@ def run(params: Params, runs_root: str | Path | None = None,
                         for r in summary[summary.method == m].itertuples()} for m in methods}
         tables.write_text(out_dir / 'metrics.json', json.dumps(headline, indent=2, sort_keys=True))
 
-        costs = cost.cost_table(study.costs, summary, rp.headline_metric, labels)
+        costs = cost_table.cost_table(study.costs, summary, rp.headline_metric, labels)
         tables.write_csv(costs, out_dir / 'cost.csv')
         tuned = tuning.tuning_table(runs_root, methods, labels, params.tune.lrs,
                                     enabled=params.tune.enabled, default_lr=params.train.lr)

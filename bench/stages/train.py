@@ -22,7 +22,6 @@ A diverging seed (non-finite loss) stops with a one-line error and records
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import resource
 import shutil
@@ -31,21 +30,19 @@ import traceback
 from pathlib import Path
 from typing import Optional
 
-import yaml
 
-from bench._quiet import quiet_logger
+from bench.quiet import quiet_logger
 from bench.config import build_config
 from bench.console import (PROGRESS_FILE, StageProgress, build_runner, latest_log,
                            read_progress, report_failure, to_log)
 from bench.engine.hooks import DivergenceError
 from bench.errors import USER_ERRORS, RunError
-from bench.params import ROOT, Params, workdir
-from bench.stages.common import (TRAIN_KINDS, RunPaths, check_run, data_fingerprint,
-                                 prune_seeds, runner_names, seed_key, write_json)
+from bench.params import Params
+from bench.runs import TRAIN_KINDS, RunPaths, method_lr, prune_seeds, seed_key
+from bench.stages.common import (check_run, data_fingerprint, runner_names, training_key,
+                                 write_json)
 from bench.stages.run_config import RUN_CONFIG, save_run_config
 
-#: Libraries whose version can change the numbers of a training.
-_LIBRARIES = ('torch', 'numpy', 'mmengine', 'mmcv', 'mmpose')
 
 
 def run(params: Params, method: str, seed: Optional[int] = None,
@@ -64,18 +61,20 @@ def run(params: Params, method: str, seed: Optional[int] = None,
     keys = ([(g, s) for g in params.geometries() for s in params.seeds] if seed is None
             else [(geometry, seed)])
     runs = {RunPaths(method, s, geometry=g).name: (g, s) for g, s in keys}
+    # the runs trained before this stage under today's keys: each key is computed once here
+    before = {k: finished(params, method, k[1], k[0]) for k in keys}
     with StageProgress(f'train {method}', list(runs), units=params.train.epochs, unit='epoch',
-                       poll=_poller(params, method, runs)):
+                       poll=_poller(method, runs, before)):
         if params.train.parallel_runs > 1 and len(keys) > 1 and params.train.launcher == 'none':
             from bench.stages.parallel import train_seeds
-            done = {k: finished(params, method, k[1], k[0]) for k in keys}
             for k in keys:
-                if done[k] is not None:
+                if before[k] is not None:
                     print(f'train {RunPaths(method, k[1], geometry=k[0]).name}: already trained '
-                          f'under the same training key ({done[k].get("epochs")} epochs): '
+                          f'under the same training key ({before[k].get("epochs")} epochs): '
                           f'skipped', flush=True)
-            todo = [k for k in keys if done[k] is None]
-            done.update(train_seeds(params, method, todo, run_key))
+            done = dict(before)
+            done.update(train_seeds(params, method, [k for k in keys if before[k] is None],
+                                    run_key))
         else:
             done = {k: run_key(params, method, k) for k in keys}
     failed = [RunPaths(method, s, geometry=g).name for g, s in keys
@@ -87,21 +86,22 @@ def run(params: Params, method: str, seed: Optional[int] = None,
     return {seed_key(s, g): done[(g, s)] for g, s in keys}
 
 
-def _poller(params: Params, method: str, runs: dict):
+def _poller(method: str, runs: dict, before: dict):
     """``poll(run) -> (epochs done, finished, last val PCK)`` for the progress display: a run
-    finished before the stage started (same training key) counts as done; then its
-    ``status.json`` written during the stage marks it finished, and ``progress.json`` (written
-    by ``ProgressHook``, in whichever process trains it) counts its epochs."""
+    finished before the stage started (``before``: its status under today's training key, by
+    (geometry, seed)) counts as done; then its ``status.json`` written during the stage marks
+    it finished, and ``progress.json`` (written by ``ProgressHook``, in whichever process
+    trains it, from the start of its training) counts its epochs."""
     started = time.time()
-    before = {name: finished(params, method, s, g) is not None for name, (g, s) in runs.items()}
 
     def poll(name: str) -> tuple:
         g, s = runs[name]
         work = RunPaths(method, s, geometry=g).train
-        progress = read_progress(work)
+        progress = read_progress(work, since=started - 1)
         status = work / 'status.json'
-        done = before[name] or (status.is_file() and status.stat().st_mtime >= started - 1)
-        return progress.get('epoch', 0), done, progress.get('val_pck')
+        done = before[(g, s)] is not None or (status.is_file()
+                                              and status.stat().st_mtime >= started - 1)
+        return progress.get('epoch'), done, progress.get('val_pck')
     return poll
 
 
@@ -113,9 +113,8 @@ def run_key(params: Params, method: str, key: tuple[Optional[str], int]) -> dict
 
 def run_config(params: Params, method: str, seed: int, geometry: Optional[str] = None):
     """(config, paths, training key) of run (``method``, ``seed``, ``geometry``): the resolved
-    config, at the method's learning rate (:func:`bench.stages.tune.method_lr`), with the hooks
+    config, at the method's learning rate (:func:`bench.runs.method_lr`), with the hooks
     every run gets."""
-    from bench.stages.tune import method_lr
     check_run(params, method, seed)
     paths = RunPaths(method, seed, geometry=geometry)
     cfg = build_config(params.at_geometry(geometry), method, seed, work_dir=paths.train,
@@ -219,7 +218,7 @@ def _run_one(params: Params, method: str, seed: int, geometry: Optional[str] = N
         if runner.rank != 0:
             return dict(status='ok')
         _export_final(runner, work)
-        from bench.cost import find_scalars, train_step_ms_from_scalars
+        from bench.evaluation.model_cost import find_scalars, train_step_ms_from_scalars
         scalars = find_scalars(work)
         status = dict(status='ok', epochs=params.train.epochs, resumed=resume,
                       lr=cfg.optim_wrapper['optimizer']['lr'],
@@ -256,40 +255,6 @@ def _completed_run(work: Path, key: str) -> Optional[dict]:
     if status.get('status') != 'ok' or not (work / 'final.pth').is_file():
         return None
     return status
-
-
-def training_key(cfg: dict, work_root: Optional[Path] = None,
-                 code_root: Path = ROOT) -> str:
-    """sha256 of everything that decides a training's result: the resolved config (with the
-    checkout's location replaced, so that a moved checkout keeps its key), the files of the
-    train stage's ``deps`` in ``code_root/dvc.yaml`` (``data/...`` under ``work_root``: the
-    manifest, with the sha256 of the annotation files; the code under ``code_root``; not
-    ``runs/tuned/<method>.json``, whose learning rate is in the config), and the versions of
-    the numeric libraries. A checkpoint is resumed from only under the same key:
-    when DVC re-runs the stage because the data or the code changed, the run starts over
-    instead of keeping a model of the old inputs."""
-    from importlib.metadata import version
-    work_root = (work_root or workdir()).resolve()
-    text = json.dumps(cfg, sort_keys=True, default=str).replace(str(work_root), '<workdir>')
-    h = hashlib.sha256(text.encode())
-    deps = yaml.safe_load((code_root / 'dvc.yaml').read_text())['stages']['train']['deps']
-    for dep in deps:
-        if dep.startswith('runs/'):  # the tuned learning rate: in the resolved config already
-            continue
-        base = work_root if dep.startswith('data/') else code_root
-        path = base / dep
-        if path.is_dir():
-            files = sorted(f for f in path.rglob('*')
-                           if f.is_file() and '__pycache__' not in f.parts)
-        else:
-            files = [path] if path.is_file() else []  # hashed as absent
-        h.update(f'\0{dep}:{len(files)}'.encode())
-        for f in files:
-            h.update(f'\0{f.relative_to(base)}\0'.encode())
-            h.update(f.read_bytes())
-    for lib in _LIBRARIES:
-        h.update(f'\0{lib}=={version(lib)}'.encode())
-    return h.hexdigest()
 
 
 def _finished_status(work) -> Optional[dict]:

@@ -28,48 +28,14 @@ from __future__ import annotations
 import gc
 import json
 import math
-from pathlib import Path
-from typing import Optional
 
 from bench.errors import RunError
 from bench.params import Params, ParamsError
-from bench.stages.common import check_run, runs_root, write_json
+from bench.runs import trial_dir, trials_file, tuned_file
+from bench.stages.common import check_run, write_json
 
 #: The validation metric the trials are ranked by (MMPose's PCKAccuracy, thr 0.1, bbox).
 METRIC = 'val/PCK'
-
-
-def tuned_file(method: str, root: Optional[Path] = None) -> Path:
-    """``runs/tuned/<method>.json``: the learning rate ``method`` trains with."""
-    return Path(root if root is not None else runs_root()) / 'tuned' / f'{method}.json'
-
-
-def trials_file(method: str, root: Optional[Path] = None) -> Path:
-    """``runs/tune/<method>/trials.json``: every trial of today's grid (``[]`` when off)."""
-    return Path(root if root is not None else runs_root()) / 'tune' / method / 'trials.json'
-
-
-def trial_dir(method: str, lr: float, root: Optional[Path] = None) -> Path:
-    """``runs/tune/<method>/lr<x>``: one trial's work dir."""
-    return Path(root if root is not None else runs_root()) / 'tune' / method / f'lr{lr:g}'
-
-
-def method_lr(params: Params, method: str) -> float:
-    """The learning rate of ``method``'s runs: the tuned one when ``tune.enabled`` (read from
-    ``runs/tuned/<method>.json``, which must come from the same grid), else ``train.lr``."""
-    if not params.tune.enabled:
-        return params.train.lr
-    path = tuned_file(method)
-    try:
-        choice = json.loads(path.read_text())
-    except (OSError, ValueError):
-        raise RunError(f'tune.enabled but {path} is missing or unreadable: run '
-                       f'`dvc repro tune@{method}` first') from None
-    lr = choice.get('lr')
-    if not choice.get('enabled') or lr not in params.tune.lrs:
-        raise RunError(f'{path}: not a choice from today\'s tune.lrs {list(params.tune.lrs)} '
-                       f'(lr {lr}); run `dvc repro tune@{method}`')
-    return float(lr)
 
 
 def run(params: Params, method: str) -> dict:
@@ -136,14 +102,14 @@ def _poller(names: dict, method: str):
             except ValueError:
                 pck = None
             return 0, True, pck
-        return read_progress(work).get('epoch', 0), False, None
+        return read_progress(work, since=started - 1).get('epoch'), False, None
     return poll
 
 
 def trial_config(params: Params, method: str, lr: float):
     """(config, work dir, training key) of the trial of ``method`` at ``lr``."""
     from bench.config import build_config
-    from bench.stages.train import training_key
+    from bench.stages.common import training_key
     t, tr = params.tune, params.train
     scale = t.epochs / tr.epochs
     milestones = tuple(sorted({max(1, round(m * scale)) for m in tr.milestones
@@ -167,7 +133,7 @@ def run_trial(params: Params, method: str, lr: float) -> dict:
     training key); returns ``trial.json``'s content."""
     import shutil
 
-    from bench._quiet import quiet_logger
+    from bench.quiet import quiet_logger
     from bench.engine.hooks import DivergenceError
     cfg, work, key = trial_config(params, method, lr)
     record = work / 'trial.json'

@@ -1,5 +1,6 @@
 """The cost table: per method, what it costs (parameters, FLOPs, train step and inference time,
-from :mod:`bench.cost`) next to its headline accuracy, and the accuracy per unit of compute.
+from :mod:`bench.evaluation.model_cost`) next to its headline accuracy, and the accuracy per
+unit of compute.
 
 :func:`cost_table` builds the DataFrame (one row per method), :func:`cost_markdown` formats it
 for the README with :mod:`bench.report.tables`' helpers. Same inputs, same output: rows follow

@@ -11,7 +11,8 @@ Import-light: torch, MMEngine and MMPose are imported inside the functions.
   bare network forward) in eval mode, no grad, random input, warm-up excluded.
 - :func:`train_step_ms_from_scalars`: the median logged ``time`` of the last epoch of an
   MMEngine ``vis_data/scalars.json``, in milliseconds.
-- :func:`cost_row`: all of them for one run, the row :func:`bench.report.cost.cost_table` reads.
+- :func:`cost_row`: all of them for one run, the row
+  :func:`bench.report.cost_table.cost_table` reads.
 
 **What FLOPs counts.** MMEngine's counter is fvcore's: it traces one forward with
 ``torch.jit`` and applies a handle per operator. One multiply-add is **one** FLOP (so "FLOPs"

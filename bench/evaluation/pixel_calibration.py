@@ -19,6 +19,8 @@ from typing import Iterable
 
 import numpy as np
 
+from bench.formulations import for_head
+
 #: Channel groups of the figure: the background channel, and the K keypoint channels pooled.
 GROUPS = ('background', 'keypoints')
 
@@ -93,22 +95,22 @@ def by_group(hist: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def score_pixels(model, batches: Iterable[dict], n_bins: int = 20) -> dict[str, np.ndarray] | None:
     """Run a classification model over ``batches`` (a test dataloader) and accumulate its
-    per-pixel reliability against the codec's soft targets.
+    per-pixel reliability against the codec's soft targets (a head whose formulation record
+    says its maps are K+1 class probabilities, :mod:`bench.formulations`).
 
     The targets are encoded from the annotated keypoints warped into the model-input frame
     (the same warp as the input image), with the head's own codec. Returns
     :meth:`PixelReliability.result` plus ``ece`` (a 0-d array), or None for a head whose
-    codec is not :class:`~bench.codecs.PixelClassLabel` (its maps are not K+1 class
-    probabilities, or it has no maps at all: nothing to score, no crash).
+    maps are not K+1 class probabilities, or that has no maps at all (nothing to score, no
+    crash).
     """
     import torch
 
-    from bench.codecs import PixelClassLabel
     from bench.engine.inference import (input_from_original, test_cfg_override,
                                         to_input_frame, uses_udp)
     codec = getattr(model.head, 'decoder', None)
-    if not isinstance(codec, PixelClassLabel):  # SimCC, RLE, DSNT, heatmap regression...
-        return None
+    if codec is None or not for_head(type(model.head).__name__).pixel_classes:
+        return None  # SimCC, RLE, DSNT, heatmap regression...: no K+1 class maps
     udp = uses_udp(getattr(batches, 'dataset', None))
     acc = PixelReliability(n_bins)
     with test_cfg_override(model, output_heatmaps=True, flip_test=False), torch.no_grad():

@@ -15,41 +15,12 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from typing import Callable
 
 import numpy as np
 import torch
 
 from bench.errors import RunError
-
-#: How a perfect network's raw output (what ``head.forward`` returns) is made from the codec's
-#: encoded target of one instance (``encode`` of (1, K, 2) keypoints), per head type: a tensor,
-#: or a tuple of tensors for a head whose forward returns several. A head missing here has no
-#: floor yet.
-PERFECT_OUTPUT: dict[str, Callable[[dict], torch.Tensor | tuple]] = {
-    # K Gaussian heatmaps (MSRAHeatmap, DARK, UDPHeatmap): the output *is* the target
-    'HeatmapHead': lambda enc: torch.as_tensor(enc['heatmaps']),
-    # K probability maps: the target, within the head's sigmoid clamp (it cannot output 0 or 1)
-    'SigmoidHeatmapHead': lambda enc: torch.as_tensor(enc['heatmaps']).clamp(1e-4, 1 - 1e-4),
-    # K+1 logits: any logits whose softmax is the target; log(0) is kept finite so that the
-    # softmax of a pixel never divides by 0
-    'PixelClassHead': lambda enc: torch.as_tensor(enc['heatmaps']).clamp(min=1e-30).log(),
-    # (x, y) 1-D vectors: the labels themselves (decoding is their arg-max; a softmax would not
-    # move it)
-    'SimCCHead': lambda enc: (torch.as_tensor(enc['keypoint_x_labels'][0]),
-                              torch.as_tensor(enc['keypoint_y_labels'][0])),
-    # (normalised coordinates, soft-maxed maps): decoding reads the coordinates only
-    'DSNTHead': lambda enc: (torch.as_tensor(enc['keypoint_labels'][0]),
-                             torch.as_tensor(enc['heatmaps'])),
-}
-
-#: Heads for which a floor means nothing, and why (the stage writes the reason in the row).
-NOT_APPLICABLE: dict[str, str] = {
-    # the network regresses the normalised coordinate itself; nothing is quantised or
-    # re-encoded between the target and the decoded keypoint
-    'RLEHead': 'not applicable: the target is the coordinate itself',
-}
-
+from bench.formulations import for_head
 
 def _stack(outputs: list):
     """Per-instance perfect outputs -> the batch, tensor by tensor for tuple outputs."""
@@ -80,15 +51,14 @@ def split_samples(cfg, ann_file: str | None = None) -> list[dict]:
 
 
 def _head(cfg):
+    """The method's head, built, and its family's perfect output (:mod:`bench.formulations`);
+    one line for a head whose family has no floor."""
     from mmpose.registry import MODELS
     head = MODELS.build(cfg.model.head)
-    kind = type(head).__name__
-    if kind in NOT_APPLICABLE:
-        raise RunError(f'codec floor of head {kind}: {NOT_APPLICABLE[kind]}')
-    if kind not in PERFECT_OUTPUT:
-        raise RunError(f'codec floor: no perfect-output rule for head {kind} '
-                       f'(known: {", ".join(sorted(PERFECT_OUTPUT))}); add one in bench/floor.py')
-    return head, PERFECT_OUTPUT[kind]
+    f = for_head(type(head).__name__)
+    if f.perfect_output is None:
+        raise RunError(f'codec floor of head {type(head).__name__}: {f.no_floor}')
+    return head, f.perfect_output
 
 
 def perfect_predictions(cfg, samples: list[dict] | None = None) -> dict[str, np.ndarray]:
@@ -97,7 +67,7 @@ def perfect_predictions(cfg, samples: list[dict] | None = None) -> dict[str, np.
     Returns:
         dict with ``pred`` (N, K, 2) and ``gt`` (N, K, 2) in image pixels, ``mask`` (N, K)
         bool (labelled keypoints), ``norm`` (N, 2) the bbox size used to normalise PCK (as
-        :class:`bench.engine.metrics.KeypointRecorder`).
+        :class:`bench.evaluation.metrics.KeypointRecorder`).
     """
     from mmengine.structures import InstanceData
     from mmpose.registry import KEYPOINT_CODECS

@@ -27,7 +27,7 @@ def imbalance_rows(samples: Sequence[dict], input_size: Sequence[int],
     Args:
         samples: test-pipeline results with ``transformed_keypoints`` (1, K, 2) and
             ``keypoints_visible`` (1, K) in the model-input frame
-            (:func:`bench.floor.split_samples`).
+            (:func:`bench.evaluation.codec_floor.split_samples`).
     """
     from bench.codecs import PixelClassLabel
     rows = []
