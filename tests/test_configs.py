@@ -27,7 +27,9 @@ def params(tiny_data):
                                     'cls_weighted', 'cls_focal',
                                     # the zoo (tests/test_zoo.py)
                                     'simcc', 'regression_udp', 'rle', 'dsnt',
-                                    'regression_focal'])
+                                    'regression_focal',
+                                    # the README's worked example (tests/test_formulations.py)
+                                    'ipr'])
 def test_config_trains_and_tests_one_batch(params, tiny_data, method, monkeypatch):
     monkeypatch.setenv('POSEBENCH_WORKDIR', str(tiny_data))
     from mmpose.apis import init_model  # noqa: F401  (registers everything)
@@ -52,6 +54,7 @@ def test_config_trains_and_tests_one_batch(params, tiny_data, method, monkeypatc
     # that SimCC and DSNT build inside; RLE has a linear layer (x, y and two scales per joint)
     final = {'simcc': lambda h: h.deconv_head.final_layer,
              'dsnt': lambda h: h.simplebaseline_head.final_layer,
+             'ipr': lambda h: h.simplebaseline_head.final_layer,
              'rle': lambda h: None}.get(method, lambda h: h.final_layer)(model.head)
     if final is None:
         assert model.head.fc.out_features == 17 * 4

@@ -438,12 +438,29 @@ def test_zoo_method_trains_and_evaluates_in_the_image_frame(zoo_work, method):
 
 
 @pytest.mark.slow
-def test_zoo_report_figures_skip_methods_without_maps(zoo_work, tmp_path):
-    """The heatmaps and sharpness figures draw the methods that have snapshots, name the
-    one that has none (RLE), and do not crash."""
+def test_zoo_report_figures_skip_methods_without_maps(zoo_work, tmp_path, monkeypatch):
+    """The heatmaps and sharpness figures draw exactly the methods that have snapshots (a
+    column, a box each), name the one that has none (RLE), and are not placeholders: the
+    figures are read before they are saved."""
+    from bench.report import figures as F
     from bench.report.collect import load_study
-    from bench.report.figures import heatmaps, sharpness
     study = load_study(zoo_work / 'runs', list(ZOO), [0])
     labels = {m: m for m in ZOO}
-    assert heatmaps(study, list(ZOO), labels, tmp_path / 'h.png').is_file()
-    assert sharpness(study, list(ZOO), labels, tmp_path / 's.png').is_file()
+    have = [m for m in ZOO if study.snapshot_epochs.get((m, 0))]
+    assert 'rle' not in have and len(have) >= 3, have
+    drawn = {}
+    real = F.save
+    monkeypatch.setattr(F, 'save', lambda fig, path: drawn.setdefault(path.name, fig)
+                        and real(fig, path))
+    assert F.heatmaps(study, list(ZOO), labels, tmp_path / 'h.png').is_file()
+    assert F.sharpness(study, list(ZOO), labels, tmp_path / 's.png').is_file()
+
+    fig = drawn['h.png']
+    titles = [ax.get_title().replace('\n', ' ') for ax in fig.axes if ax.get_title()]
+    assert titles[0] == 'input + ground truth'
+    columns = [t.split(' (maps')[0] for t in titles[1:] if 'background' not in t]
+    assert columns == have
+    assert f'no snapshot for {labels["rle"]}' in fig._suptitle.get_text()
+    fig = drawn['s.png']
+    boxes = [t.get_text().replace('\n', '') for t in fig.axes[0].get_xticklabels()]
+    assert boxes == have

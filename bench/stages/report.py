@@ -37,7 +37,7 @@ import pandas as pd
 from bench.params import Params, ParamsError, workdir
 from bench.report import (collect, cost_table, instrument, readme, resolution, scores, sections,
                           tables, tuning)
-from bench.stages import common
+from bench.runs import runs_root as default_runs_root
 
 CSV_FILES = ('summary.csv', 'comparison.csv', 'per_joint.csv', 'runs.csv')
 MD_FILES = ('summary.md', 'comparison.md', 'per_joint.md')
@@ -61,7 +61,7 @@ def run(params: Params, runs_root: str | Path | None = None,
         RunError: a run folder (or one of its required files) is missing.
         ParamsError: ``report.headline_metric`` is not one of the report's metrics.
     """
-    runs_root = Path(runs_root) if runs_root is not None else common.runs_root()
+    runs_root = Path(runs_root) if runs_root is not None else default_runs_root()
     out_dir = Path(out_dir) if out_dir is not None else workdir() / 'reports'
     rp = params.report
     methods = list(params.active_methods)
