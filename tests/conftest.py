@@ -58,3 +58,20 @@ def tiny_work(tiny_data, tmp_path) -> Path:
     shutil.copytree(tiny_data / 'data', tmp_path / 'data')
     shutil.copy(tiny_data / 'params.yaml', tmp_path / 'params.yaml')
     return tmp_path
+
+
+@pytest.fixture(scope='session', autouse=True)
+def compiled_decoder():
+    """Compile the exact decoder's numba kernels once per session into the checkout's
+    ``bench/codecs/__pycache__`` (numba's cache), for the input types the stages pass: every
+    stage process of the tests then loads them instead of compiling (2-5 s a process), the
+    end-to-end repos too (:func:`test_dvc_pipeline.dvc_repo` copies the cache with the code)."""
+    import numpy as np
+
+    from bench.codecs import PixelClassLabel
+    from bench.codecs.pixel_class_label import recover_gaussians
+    codec = PixelClassLabel((32, 32), (8, 8), 1.0)
+    probs = codec.encode(np.full((1, 2, 2), 16.0))['heatmaps'][None]
+    for dtype in (np.float32, np.float64):
+        codec.batch_decode(probs.astype(dtype))
+        recover_gaussians(probs.astype(dtype))

@@ -558,3 +558,13 @@ def test_no_bold_in_a_column_where_every_method_ties():
                          median=7.0, ci_low=np.nan, ci_high=np.nan, n=3, n_censored=0))
     md = main_markdown(pd.DataFrame(rows), ['PCK@0.1', 'epochs_to_PCK0.5'], ['a', 'b'])
     assert '**0.700**' in md and '**7.0**' not in md and md.count('**') == 2
+
+
+def test_the_metric_table_decides_the_comparison_figure():
+    """One table of metrics: the comparison figure's panels come from it, the headline
+    first and never twice."""
+    from bench.report import metric_table as T
+    assert T.figure_names('PCK@0.1') == ['PCK@0.1', 'AUC', 'AP', 'EPE']
+    assert T.figure_names('AP') == ['AP', 'AUC', 'EPE']
+    drawn = {m.name for m in T.METRICS if m.figure is not None}
+    assert all(T.lookup(n).comparable for n in drawn)  # only what compares across formulations

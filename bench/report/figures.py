@@ -25,7 +25,7 @@ from matplotlib.cm import ScalarMappable  # noqa: E402
 from matplotlib.colors import Normalize  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
-from bench.report import stats  # noqa: E402
+from bench.report import metric_table, stats  # noqa: E402
 from bench.report.collect import (HIT_THRESHOLD, VAL_PCK, Study, calibrated,  # noqa: E402
                                   higher_is_better, hits)
 
@@ -349,9 +349,12 @@ def learning_curves(study: Study, methods: Sequence[str], labels: Mapping[str, s
 
 def metric_comparison(summary: pd.DataFrame, per_run: pd.DataFrame, methods: Sequence[str],
                       labels: Mapping[str, str], path: Path, *,
-                      metrics: Sequence[str] = ('PCK@0.1', 'AUC', 'AP', 'EPE'),
+                      metrics: Sequence[str] | None = None,
                       confidence: float = 0.95) -> Path:
-    """Per metric: each method's mean with its CI (from ``summary``) and its seeds as dots."""
+    """Per metric: each method's mean with its CI (from ``summary``) and its seeds as dots;
+    ``metrics`` default: :func:`bench.report.metric_table.figure_names` of PCK@0.1."""
+    if metrics is None:
+        metrics = metric_table.figure_names(metric_table.pck_metric(0.1))
     names = display_names(methods, labels)
     colors = palette(methods)
     metrics = [m for m in metrics if (summary.metric == m).any()]

@@ -24,13 +24,15 @@ _HIT = f'hit = the keypoint counts in PCK@{HIT_THRESHOLD:g}'
 class Metric:
     """One row of :data:`METRICS`. ``name`` is the column of the tables (``'PCK@t'`` and
     ``'epochs_to'`` stand for their families); ``main``: position in the README's main table
-    (None: not there); ``group``: the row of the definitions table it is defined in (the
-    first metric of a group carries the ``definition``)."""
+    (None: not there); ``figure``: position in the metric-comparison figure, after the
+    headline (None: not drawn); ``group``: the row of the definitions table it is defined in
+    (the first metric of a group carries the ``definition``)."""
     name: str
     source: str
     higher_is_better: bool = True
     comparable: bool = True
     main: int | None = None
+    figure: int | None = None
     group: str | None = None
     definition: str = ''
 
@@ -41,16 +43,16 @@ METRICS: tuple[Metric, ...] = (
         'instances predicted strictly closer than t × bbox size; then the mean over the '
         'keypoint types labelled at least once. The one PCK of this report: headline, '
         'per-joint, curves, AUC and the bootstrap over test instances.')),
-    Metric('AUC', 'file', main=1, definition=(
+    Metric('AUC', 'file', main=1, figure=1, definition=(
         f'mean of the PCK curve at t = 0, {AUC_RANGE / AUC_STEPS:g}, …, '
         f'{AUC_RANGE * (AUC_STEPS - 1) / AUC_STEPS:g} (MMPose `keypoint_auc`, bbox-'
         'normalised).')),
-    Metric('EPE', 'file', higher_is_better=False, main=2, definition=(
+    Metric('EPE', 'file', higher_is_better=False, main=2, figure=3, definition=(
         'MMPose `keypoint_epe`: mean distance in image pixels over labelled keypoints.')),
     Metric('mean_OKS', 'file', main=4, definition=(
         'mean over test instances of COCO\'s object keypoint similarity (dataset sigmas, '
         'annotated area); its distribution: [`oks.png`](figures/oks.png).')),
-    Metric('AP', 'file', main=3, group='AP, AP50, AP75', definition=(
+    Metric('AP', 'file', main=3, figure=2, group='AP, AP50, AP75', definition=(
         'COCO keypoint AP (MMPose `CocoMetric`) over OKS thresholds 0.50:0.95; see the '
         'resolution check below.')),
     Metric('AP50', 'file', group='AP, AP50, AP75'),
@@ -133,6 +135,12 @@ def main_names(pck_thresholds, pck_reach: float) -> list[str]:
     """The README's main table, in its order."""
     main = sorted((m for m in METRICS if m.main is not None), key=lambda m: m.main)
     return _expand(main, pck_thresholds, pck_reach)
+
+
+def figure_names(headline: str) -> list[str]:
+    """The metric-comparison figure's panels: the headline, then the table's figure metrics."""
+    drawn = sorted((m for m in METRICS if m.figure is not None), key=lambda m: m.figure)
+    return [headline] + [m.name for m in drawn if m.name != headline]
 
 
 def higher_is_better(metric: str) -> bool:

@@ -35,8 +35,8 @@ from pathlib import Path
 import pandas as pd
 
 from bench.params import Params, ParamsError, workdir
-from bench.report import (collect, cost_table, instrument, readme, resolution, scores, sections,
-                          tables, tuning)
+from bench.report import (collect, cost_table, instrument, metric_table, readme, resolution,
+                          scores, sections, tables, tuning)
 from bench.runs import runs_root as default_runs_root
 
 CSV_FILES = ('summary.csv', 'comparison.csv', 'per_joint.csv', 'runs.csv')
@@ -152,8 +152,7 @@ def _draw_figures(params: Params, study: collect.Study, summary: pd.DataFrame,
                       pck_reach=rp.pck_reach, confidence=rp.confidence)
     F.metric_comparison(summary, study.metrics, methods, labels,
                         fig_dir / 'metric_comparison.png',
-                        metrics=[rp.headline_metric] + [m for m in ('AUC', 'AP', 'EPE')
-                                                        if m != rp.headline_metric],
+                        metrics=metric_table.figure_names(rp.headline_metric),
                         confidence=rp.confidence)
     F.pck_curves(study, methods, labels, fig_dir / 'pck_curves.png',
                  thresholds=params.eval.pck_thresholds, confidence=rp.confidence)
