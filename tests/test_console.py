@@ -85,3 +85,18 @@ def test_a_failing_seed_points_to_its_log_and_keeps_the_others(tiny_work, monkey
     from bench.console import latest_log
     log0 = latest_log(paths.train.parent / 'seed0').read_text()
     assert 'Epoch(train)' in log0 and 'System environment' in log0
+
+
+def test_progress_has_one_writer_per_run(tmp_path):
+    """Under torchrun every rank runs the hooks: only rank 0 writes progress.json (two ranks
+    replacing one temporary file crashed the slower one)."""
+    from types import SimpleNamespace
+
+    from bench.engine.hooks import ProgressHook
+    for rank in (1, 0):
+        hook = ProgressHook(str(tmp_path / f'rank{rank}.json'))
+        hook.before_train(SimpleNamespace(rank=rank, epoch=0, max_epochs=3))
+        hook.after_val_epoch(SimpleNamespace(rank=rank, epoch=1, max_epochs=3), {'PCK': 0.5})
+    assert not (tmp_path / 'rank1.json').exists()
+    assert json.loads((tmp_path / 'rank0.json').read_text()) == dict(epoch=1, max_epochs=3,
+                                                                    val_pck=0.5)

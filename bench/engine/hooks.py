@@ -78,6 +78,8 @@ class ProgressHook(Hook):
 
     def _write(self, runner) -> None:
         import json
+        if runner.rank != 0:  # one writer per run: ranks racing on one temporary file crash
+            return
         tmp = self.out_file.with_suffix('.tmp')
         tmp.write_text(json.dumps(dict(epoch=runner.epoch, max_epochs=runner.max_epochs,
                                        val_pck=self.val_pck)))
