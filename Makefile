@@ -20,10 +20,11 @@ repro: $(STAMP)
 	dvc repro
 
 # Two worker processes, one test file each at a time (a file's module fixtures, such as the zoo's
-# tiny pipeline, are built once); TEST_WORKERS=0 runs in one process.
+# tiny pipeline, are built once), handed out in collection order: the longest files first
+# (tests/conftest.py); TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	python -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
+	python -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
 # Line length, syntax errors, undefined names and unused imports (ruff, settings in
 # pyproject.toml). CI runs it before the tests.

@@ -1,6 +1,7 @@
 """The real pipeline, end to end, on a tiny configuration: ``dvc repro`` in a fresh git repo
-runs data -> train -> evaluate -> report (one train and one evaluate stage per method); a
-second ``dvc repro`` does nothing; editing one method invalidates only that method's stages;
+runs data -> train -> evaluate -> report (one train and one evaluate stage per method: the
+session's shared tiny study, conftest ``tiny_study``); in a copy of that checkout a second
+``dvc repro`` does nothing; editing one method invalidates only that method's stages;
 a new seed re-runs the train stages, which train only the new seed; a ``dvc repro`` killed
 mid-training resumes the killed seed from its checkpoint and skips the finished ones."""
 from __future__ import annotations
@@ -8,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import shutil
 import subprocess
 import sys
 import time
@@ -20,33 +20,13 @@ import yaml
 
 from bench.params import ROOT
 from bench.runs import RunPaths
-from conftest import write_params
+from conftest import copy_repo, dvc_env, dvc_repo, git, run_dvc
 
 pytestmark = pytest.mark.slow
 
 
-def _env() -> dict:
-    env = {**os.environ, 'PATH': f'{Path(sys.executable).parent}:{os.environ["PATH"]}',
-           'DVC_NO_ANALYTICS': '1'}
-    env.pop('POSEBENCH_WORKDIR', None)
-    return env
-
-
-def _dvc(repo: Path, *args: str) -> str:
-    proc = subprocess.run(['dvc', *args], cwd=repo, env=_env(), capture_output=True, text=True,
-                          timeout=900)
-    assert proc.returncode == 0, \
-        f'dvc {" ".join(args)}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}'
-    return proc.stdout + proc.stderr
-
-
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(['git', '-c', 'user.name=posebench', '-c', 'user.email=ci@posebench',
-                    *args], cwd=repo, check=True, capture_output=True)
-
-
 def _stale(repo: Path) -> set[str]:
-    return {line.rstrip(':') for line in _dvc(repo, 'status').splitlines()
+    return {line.rstrip(':') for line in run_dvc(repo, 'status').splitlines()
             if line and not line[0].isspace() and line.endswith(':')}
 
 
@@ -56,46 +36,25 @@ def _state(run: RunPaths) -> tuple:
             (run.train / 'status.json').read_bytes())
 
 
-def dvc_repo(repo: Path, **params) -> Path:
-    """A fresh git + DVC repo at ``repo`` with the project's pipeline (``dvc.yaml``,
-    ``mmpose_configs/``, ``bench/``) and the tiny params with ``params`` overrides, committed.
-    The code's timestamps and numba's cache of the decoder's kernels come along (``.pyc`` files
-    do not): the stage processes load the compiled kernels (conftest ``compiled_decoder``)."""
-    repo.mkdir(parents=True)
-    for item in ('dvc.yaml', 'mmpose_configs', 'bench'):
-        src = ROOT / item
-        if src.is_dir():
-            shutil.copytree(src, repo / item, ignore=shutil.ignore_patterns('*.pyc'))
-        else:
-            shutil.copy(src, repo / item)
-    write_params(repo, **params)
-    _git(repo, 'init', '-q')
-    _dvc(repo, 'init', '-q')
-    shutil.copy(ROOT / '.dvcignore', repo / '.dvcignore')
-    _git(repo, 'add', '-A')
-    _git(repo, 'commit', '-qm', 'tiny study')
-    return repo
-
-
-def test_dvc_repro_end_to_end(tmp_path):
-    repo = dvc_repo(tmp_path / 'repo', train={'epochs': 2})
-
-    out = _dvc(repo, 'repro')
+def test_dvc_repro_end_to_end(tiny_study, tmp_path):
+    out = (tiny_study.parent / 'repro.log').read_text()  # the study's one `dvc repro`
     for stage in ('data', 'floor', 'tune@regression_dark', 'tune@cls_ohem',
                   'train@regression_dark', 'train@cls_ohem',
                   'evaluate@regression_dark', 'evaluate@cls_ohem', 'report'):
         assert f"Running stage '{stage}'" in out, stage
-    report = (repo / 'reports' / 'README.md').read_text()
+    report = (tiny_study / 'reports' / 'README.md').read_text()
     assert 'cls_ohem' in report and 'regression' in report
-    floor = (repo / 'reports' / 'codec_floor.csv').read_text()
+    floor = (tiny_study / 'reports' / 'codec_floor.csv').read_text()
     assert 'regression_dark' in floor and 'cls_ohem' in floor
-    assert (repo / 'reports' / 'figures' / 'heatmaps.png').stat().st_size > 10_000
+    assert (tiny_study / 'reports' / 'figures' / 'heatmaps.png').stat().st_size > 10_000
 
-    assert 'Data and pipelines are up to date' in _dvc(repo, 'repro')
-    metrics = _dvc(repo, 'metrics', 'show')
+    # the checkout copied elsewhere (new paths and inodes): still up to date
+    repo = copy_repo(tiny_study, tmp_path / 'repo')
+    assert 'Data and pipelines are up to date' in run_dvc(repo, 'repro')
+    metrics = run_dvc(repo, 'metrics', 'show')
     assert 'runs/metrics/cls_ohem.json' in metrics and 'reports/metrics.json' in metrics
     assert 'seed0.PCK@0.1' in metrics
-    plots = json.loads(_dvc(repo, 'plots', 'show', '--json'))
+    plots = json.loads(run_dvc(repo, 'plots', 'show', '--json'))
     assert not plots.get('errors'), plots['errors']  # DVCLive's summary is .dvcignore'd
     assert 'runs/live/cls_ohem/seed0/plots/metrics/val/PCK.tsv' in plots['data']
 
@@ -115,7 +74,7 @@ def test_dvc_repro_end_to_end(tmp_path):
     kept = _state(RunPaths('regression_dark', 0, runs))
     # killed once cls_ohem's new seed has its first epoch's checkpoint (the last training)
     victim = RunPaths('cls_ohem', 1, runs).train / 'last_checkpoint'
-    proc = subprocess.Popen(['dvc', 'repro'], cwd=repo, env=_env(), stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(['dvc', 'repro'], cwd=repo, env=dvc_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 900
     while not (victim.exists() and victim.read_text().strip()):
@@ -127,7 +86,7 @@ def test_dvc_repro_end_to_end(tmp_path):
     assert not (victim.parent / 'status.json').exists()
     first = _state(RunPaths('cls_ohem', 0, runs))
 
-    out = _dvc(repo, 'repro')
+    out = run_dvc(repo, 'repro')
     assert "Running stage 'train@cls_ohem'" in out and 'cls_ohem/seed0: already trained' in out
     assert _state(RunPaths('cls_ohem', 0, runs)) == first  # finished before the kill: kept
     status = json.loads((victim.parent / 'status.json').read_text())
@@ -174,13 +133,13 @@ def test_real_photographs_run_through_every_stage_as_profiles(tmp_path):
                                  'ann_files': {s: ann for s in ('train', 'val', 'test')}}}}
         (prof / 'params.yaml').write_text(yaml.safe_dump(doc, sort_keys=False))
         proc = subprocess.run([sys.executable, '-m', 'bench', 'pipeline', name], cwd=repo,
-                              env=_env(), capture_output=True, text=True)
+                              env=dvc_env(), capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
-    _git(repo, 'add', '-A')
-    _git(repo, 'commit', '-qm', 'real-data profiles')
+    git(repo, 'add', '-A')
+    git(repo, 'commit', '-qm', 'real-data profiles')
     for name in datasets:
         prof = repo / 'profiles' / name
-        out = _dvc(repo, 'repro', f'profiles/{name}/dvc.yaml')
+        out = run_dvc(repo, 'repro', f'profiles/{name}/dvc.yaml')
         assert "Running stage 'profiles/" + name + "/dvc.yaml:train@cls_ohem'" in out
         for method in ('regression_dark', 'cls_ohem'):
             m = json.loads((prof / 'runs' / 'metrics' / f'{method}.json').read_text())['seed3']
@@ -197,9 +156,9 @@ def test_real_photographs_run_through_every_stage_as_profiles(tmp_path):
         live = RunPaths('regression_dark', 3, prof / 'runs').live
         assert (live / 'plots' / 'metrics' / 'val' / 'PCK.tsv').read_text().count('\n') == 2
         assert '1 epochs' in (reports / 'README.md').read_text()
-        assert 'Data and pipelines are up to date' in _dvc(repo, 'repro',
+        assert 'Data and pipelines are up to date' in run_dvc(repo, 'repro',
                                                            f'profiles/{name}/dvc.yaml')
-        assert 'up to date' in _dvc(repo, 'status', f'profiles/{name}/dvc.yaml')
+        assert 'up to date' in run_dvc(repo, 'status', f'profiles/{name}/dvc.yaml')
     # the default study's files and parameters are never touched by a profile
     assert not (repo / 'runs').exists() and not (repo / 'reports').exists()
     assert (repo / 'params.yaml').read_bytes() == params_before

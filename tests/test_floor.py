@@ -8,19 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import bench
+from conftest import stage_output
 
 
 @pytest.fixture(scope='module')
-def floor_work(tiny_data, tmp_path_factory):
-    """The tiny study with the ``floor`` stage run once (every defined method)."""
-    import shutil
-    work = tmp_path_factory.mktemp('floor')
-    shutil.copytree(tiny_data / 'data', work / 'data')
-    shutil.copy(tiny_data / 'params.yaml', work / 'params.yaml')
-    out = bench(work, 'floor')
-    assert 'floor' in out.stdout
-    return work
+def floor_work(tiny_study):
+    """The tiny study, whose ``floor`` stage ran once (every defined method) in its
+    ``dvc repro`` (conftest ``tiny_study``; read only)."""
+    out = stage_output((tiny_study.parent / 'repro.log').read_text(), 'floor')
+    assert 'regression_dark' in out and 'EPE' in out
+    return tiny_study
 
 
 def test_floor_rows_and_equal_ceilings(floor_work):

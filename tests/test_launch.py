@@ -61,10 +61,11 @@ def test_slurm_environment_translation(tmp_path):
         slurm_to_torch_env({'SLURM_PROCID': '0', 'SLURM_NTASKS': '1', 'PATH': str(tmp_path)})
 
 
-def _first_batch(work: Path, epoch: int, seed: int = 0) -> np.ndarray:
-    """Per-channel pixel sums (B, 3) of the augmented input crops of the first training batch
-    of ``epoch`` (0-based), drawn by 2 dataloader workers exactly as the Runner and
-    EpochSeedHook set them up (same images, unshuffled: only the augmentation differs)."""
+def _first_batches(work: Path, draws: list[tuple[int, int]]) -> list[np.ndarray]:
+    """For each (epoch, seed) of ``draws`` (0-based epoch): per-channel pixel sums (B, 3) of
+    the augmented input crops of that epoch's first training batch, drawn by 2 dataloader
+    workers exactly as the Runner and EpochSeedHook set them up (same images, unshuffled: only
+    the augmentation differs). One process; a fresh Runner per draw."""
     code = f'''
 import json, sys
 import numpy as np
@@ -73,23 +74,26 @@ from bench.config import build_config
 from bench.engine.hooks import EpochSeedHook
 from bench.params import load_params
 from mmengine.runner import Runner
-cfg = build_config(load_params(), 'regression_dark', seed={seed}, work_dir='{work}/w')
-cfg.train_dataloader.sampler = dict(type='DefaultSampler', shuffle=False)
-runner = Runner.from_cfg(cfg)
-runner._train_loop = runner.build_train_loop(runner._train_loop)
-class R: pass
-r = R(); r.epoch = {epoch}; r.rank = 0; r.train_dataloader = runner.train_dataloader
-EpochSeedHook(seed={seed}).before_train_epoch(r)
-batch = next(iter(runner.train_dataloader))
-# through the data preprocessor: the batched path augments there (main-process RNG)
-inputs = runner.model.data_preprocessor(batch, True)['inputs']
-print(json.dumps([x.double().sum(dim=(1, 2)).tolist() for x in inputs]))
+out = []
+for i, (epoch, seed) in enumerate({draws!r}):
+    cfg = build_config(load_params(), 'regression_dark', seed=seed, work_dir=f'{work}/w{{i}}')
+    cfg.train_dataloader.sampler = dict(type='DefaultSampler', shuffle=False)
+    runner = Runner.from_cfg(cfg)
+    runner._train_loop = runner.build_train_loop(runner._train_loop)
+    class R: pass
+    r = R(); r.epoch = epoch; r.rank = 0; r.train_dataloader = runner.train_dataloader
+    EpochSeedHook(seed=seed).before_train_epoch(r)
+    batch = next(iter(runner.train_dataloader))
+    # through the data preprocessor: the batched path augments there (main-process RNG)
+    inputs = runner.model.data_preprocessor(batch, True)['inputs']
+    out.append([x.double().sum(dim=(1, 2)).tolist() for x in inputs])
+print(json.dumps(out))
 '''
     env = {**os.environ, 'POSEBENCH_WORKDIR': str(work)}
     proc = subprocess.run([sys.executable, '-c', code], cwd=work, env=env, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return np.asarray(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return [np.asarray(b) for b in json.loads(proc.stdout.strip().splitlines()[-1])]
 
 
 @pytest.mark.slow
@@ -100,11 +104,10 @@ def test_workers_draw_a_new_augmentation_stream_each_epoch(tiny_work, data_path)
     both data paths (MMPose's transforms draw in the workers, the batched path in the main
     process, from the RNG EpochSeedHook seeds)."""
     write_params(tiny_work, train={'workers': 2, 'data_path': data_path})
-    e0 = _first_batch(tiny_work, 0)
-    e1 = _first_batch(tiny_work, 1)
+    e0, e1, again, other_seed = _first_batches(tiny_work, [(0, 0), (1, 0), (1, 0), (1, 1)])
     assert e0.shape == e1.shape and not np.allclose(e0, e1)
-    np.testing.assert_array_equal(_first_batch(tiny_work, 1), e1)
-    assert not np.allclose(_first_batch(tiny_work, 1, seed=1), e1)
+    np.testing.assert_array_equal(again, e1)
+    assert not np.allclose(other_seed, e1)
 
 
 def _free_port() -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 
 from bench.runs import RunPaths
-from conftest import bench, write_params
+from conftest import bench, stage_output, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -32,20 +33,22 @@ def _run(work: Path, method: str, seed: int = 0) -> RunPaths:
     return RunPaths(method, seed, work / 'runs')
 
 
-def test_train_and_evaluate_both_formulations(tiny_work):
+def test_train_and_evaluate_both_formulations(tiny_study):
+    """The train and evaluate stages of the shared tiny study (conftest ``tiny_study``: run by
+    ``dvc repro`` as the pipeline runs them, every seed of a method in one process)."""
+    out = (tiny_study.parent / 'repro.log').read_text()
     for method in ('regression_dark', 'cls_ohem'):
-        for stage in ('train', 'evaluate'):  # as the DVC stages run them: every seed
-            proc = bench(tiny_work, stage, '--method', method)
-            log = proc.stdout + proc.stderr
+        for stage in ('train', 'evaluate'):
+            log = stage_output(out, f'{stage}@{method}')
             # the stack's per-run noise is filtered (bench/quiet.py); its real log goes to
             # the run's work dir, not the console (bench/console.py)
             assert 'The prefix is not set' not in log and '"FileClient"' not in log
             assert 'mmengine - INFO' not in log and '\r' not in log
             assert f'{stage} {method}: 1/1 runs done' in log
             kind = 'train' if stage == 'train' else 'eval'
-            logs = list((tiny_work / 'runs' / kind / method / 'seed0').rglob('*/*.log'))
+            logs = list((tiny_study / 'runs' / kind / method / 'seed0').rglob('*/*.log'))
             assert logs and 'mmengine - INFO' in logs[-1].read_text()
-        run = _run(tiny_work, method)
+        run = _run(tiny_study, method)
         status = json.loads((run.train / 'status.json').read_text())
         assert status['status'] == 'ok' and status['epochs'] == 2
         assert (run.train / 'final.pth').is_file()
@@ -72,7 +75,7 @@ def test_train_and_evaluate_both_formulations(tiny_work):
             np.testing.assert_allclose(heat.sum(1), 1, atol=1e-4)
     # the loss mechanisms, measured in every training: one row per epoch of the kept background
     # fraction, both loss parts and their ratio
-    cls_curves = _run(tiny_work, 'cls_ohem').live / 'plots/metrics/train'
+    cls_curves = _run(tiny_study, 'cls_ohem').live / 'plots/metrics/train'
     curves = {}
     for name in ('bg_kept', 'bg_part', 'fg_part', 'part_ratio'):
         rows = (cls_curves / f'{name}.tsv').read_text().splitlines()
@@ -136,14 +139,16 @@ def test_same_seed_identical_and_resume_after_kill(tiny_work, tmp_path_factory):
     assert (_run(killed, method).eval / 'metrics.json').read_bytes() == reference
 
 
-def test_divergence_guard_stops_run_and_spares_siblings(tiny_work):
+def test_divergence_guard_stops_run_and_spares_siblings(tiny_work, tiny_study):
     write_params(tiny_work, seeds=[0, 1], methods={'cls_ohem': {
         'config': 'classification.py',
         'loss': {'type': 'PixelCrossEntropyLoss', 'neg_pos_ratio': 3},
         # an absurd SGD step (Adam's normalised steps stay finite): NaN within 2 iterations
         'cfg_options': {'optim_wrapper.optimizer': {'type': 'SGD', 'lr': 1.0e+30}}}})
-    bench(tiny_work, 'train', '--method', 'regression_dark', '--seed', '0')
-    sibling = _run(tiny_work, 'regression_dark')
+    # a finished sibling run in the same runs/: the tiny study's (same data and recipe)
+    trained, sibling = _run(tiny_study, 'regression_dark'), _run(tiny_work, 'regression_dark')
+    for kind in ('train', 'live', 'snapshots', 'eval'):
+        shutil.copytree(getattr(trained, kind), getattr(sibling, kind), symlinks=True)
     before = _files(sibling.train)
 
     # every seed of the method in one process: a diverged seed does not stop the next one

@@ -175,11 +175,11 @@ def test_sweep_and_tuning_through_dvc(tmp_path):
     is the best of its trials on the validation split, its seeds train with it, the report
     shows the choice and draws the paired difference per resolution; a new geometry trains
     only the new runs."""
-    from test_dvc_pipeline import _dvc, dvc_repo
+    from conftest import dvc_repo, run_dvc
     repo = dvc_repo(tmp_path / 'repo', train={'epochs': 1},
                     sweep=[{'heatmap_size': [8, 8], 'sigma': 1.0}],
                     tune={'enabled': True, 'lrs': [0.0005, 0.02], 'epochs': 1})
-    _dvc(repo, 'repro')
+    run_dvc(repo, 'repro')
 
     runs, reports = repo / 'runs', repo / 'reports'
     tuning = pd.read_csv(reports / 'tuning.csv')
@@ -212,7 +212,7 @@ def test_sweep_and_tuning_through_dvc(tmp_path):
     doc = yaml.safe_load((repo / 'params.yaml').read_text())
     doc['sweep'].append({'heatmap_size': [4, 4], 'sigma': 1.0})
     (repo / 'params.yaml').write_text(yaml.safe_dump(doc, sort_keys=False))
-    out = _dvc(repo, 'repro')
+    out = run_dvc(repo, 'repro')
     assert 'cls_ohem/seed0: already trained' in out
     assert 'cls_ohem/hm8s1-seed0: already trained' in out
     assert "Running stage 'tune@cls_ohem'" not in out  # the rate does not depend on the sweep

@@ -304,10 +304,10 @@ def zoo_work(tmp_path_factory):
     """Every zoo method trained one tiny epoch (seed 0) and evaluated by ``dvc repro`` in a
     fresh git + DVC repo: data -> floor -> tune -> train -> evaluate -> report, the real
     pipeline (SimCC is the report's baseline, so that no other method needs training)."""
-    from test_dvc_pipeline import _dvc, dvc_repo
+    from conftest import dvc_repo, run_dvc
     repo = dvc_repo(tmp_path_factory.mktemp('zoo') / 'repo', train={'epochs': 1},
                     active_methods=list(ZOO), report={'baseline': 'simcc'})
-    out = _dvc(repo, 'repro')
+    out = run_dvc(repo, 'repro')
     for m in ZOO:
         assert f"Running stage 'train@{m}'" in out and f"Running stage 'evaluate@{m}'" in out
     return repo
