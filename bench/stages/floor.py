@@ -55,8 +55,9 @@ def describe_flip(test_cfg: dict, head_type: str) -> str:
             else 'flip test, heatmap mode')
 
 
-def describe(params: Params, method: str) -> dict:
-    cfg = build_config(params, method, seed=0)
+def describe(params: Params, method: str, cfg) -> dict:
+    """What ``method`` is (a row of ``methods.csv``), from its resolved config ``cfg`` (the
+    one its floor is computed with: one build per method)."""
     head, codec = cfg.model.head, cfg.codec
     test_cfg = cfg.model.get('test_cfg', {})
     decoding, refine = for_head(head['type']).describe(codec)
@@ -82,7 +83,7 @@ def run(params: Params) -> pd.DataFrame:
     start = time.perf_counter()
     names = joint_names(params.data.metainfo)
     thresholds = list(params.eval.pck_thresholds)
-    rows, described, cache, pipelines = [], [], {}, {}
+    rows, described, cache, pipelines, configs = [], [], {}, {}, {}
     # every method at the profile's own geometry; the active ones at each `sweep` geometry too
     cells = [(None, m) for m in sorted(params.methods,
                                        key=lambda m: (m not in params.active_methods, m))]
@@ -90,8 +91,9 @@ def run(params: Params) -> pd.DataFrame:
     for tag, method in cells:
         at = params.at_geometry(tag)
         cfg = build_config(at, method, seed=0)
+        configs[tag, method] = cfg
         if tag is None:
-            described.append(describe(params, method))
+            described.append(describe(params, method, cfg))
         row = dict(method=method, label=params.methods[method].label or method,
                    active=method in params.active_methods,
                    geometry=tag or params.base_geometry(), codec=cfg.codec['type'], note='')
@@ -115,7 +117,7 @@ def run(params: Params) -> pd.DataFrame:
     out.mkdir(parents=True, exist_ok=True)
     floor.to_csv(out / FLOOR_FILE, index=False, float_format='%.6g', lineterminator='\n')
     pd.DataFrame(described).to_csv(out / METHODS_FILE, index=False, lineterminator='\n')
-    _write_imbalance(params, out / IMBALANCE_FILE)
+    _write_imbalance(params, configs[None, params.active_methods[0]], out / IMBALANCE_FILE)
     write_json(workdir() / 'data' / 'floor_timing.json',
                dict(stage='floor', wall_s=round(time.perf_counter() - start, 1)))
     k = num_keypoints(params.data.metainfo)
@@ -127,11 +129,13 @@ def run(params: Params) -> pd.DataFrame:
     return floor
 
 
-def _write_imbalance(params: Params, path) -> None:
+def _write_imbalance(params: Params, cfg, path) -> None:
+    """``imbalance.csv`` from the train split, read through ``cfg``'s (the first active
+    method's) test pipeline."""
     from bench.evaluation.codec_floor import split_samples
     from bench.evaluation.imbalance import imbalance_rows
     train_ann = data_layout(params)['ann_files']['train']
-    samples = split_samples(build_config(params, params.active_methods[0], seed=0), train_ann)
+    samples = split_samples(cfg, train_ann)
     sizes = [tuple(params.model.heatmap_size)]
     if tuple(IMBALANCE_SIZE) not in sizes:
         sizes.append(IMBALANCE_SIZE)
