@@ -87,16 +87,18 @@ def test_train_and_evaluate_both_formulations(tiny_study):
                                np.divide(curves['bg_part'], curves['fg_part']), rtol=1e-6)
 
 
-def test_same_seed_identical_and_resume_after_kill(tiny_work, tmp_path_factory):
-    """A seed trained after another seed in one process (as ``train@<method>`` runs them) and
-    the same seed trained alone, killed mid-training and resumed end with byte-identical
+def test_same_seed_identical_and_resume_after_kill(tiny_work, tiny_study, tmp_path_factory):
+    """A seed trained after another seed in one process (as ``train@<method>`` runs them),
+    the same seed trained alone (the shared tiny study's: same params and data, another
+    folder) and the same seed killed mid-training and resumed end with byte-identical
     metrics.json; a finished seed is skipped without a Runner, a dropped seed is removed."""
-    write_params(tiny_work, train={'epochs': 3}, seeds=[1, 0])
+    write_params(tiny_work, seeds=[1, 0])
     method = 'cls_ohem'
     bench(tiny_work, 'train', '--method', method)  # seed 1, then seed 0 with a fresh Runner
     bench(tiny_work, 'evaluate', '--method', method)
     run = _run(tiny_work, method)
-    reference = (run.eval / 'metrics.json').read_bytes()
+    reference = (_run(tiny_study, method).eval / 'metrics.json').read_bytes()  # alone
+    assert (run.eval / 'metrics.json').read_bytes() == reference
     assert set(json.loads(run.metrics.read_text())) == {'seed0', 'seed1'}
     for seed in (0, 1):  # each Runner logged into its own work dir
         logs = list(_run(tiny_work, method, seed).train.glob('*/vis_data/scalars.json'))
@@ -107,7 +109,7 @@ def test_same_seed_identical_and_resume_after_kill(tiny_work, tmp_path_factory):
     # written; the dropped seed's folders leave the method's outputs
     weights = run.train / 'final.pth'
     before = (weights.stat().st_mtime_ns, (run.train / 'status.json').read_bytes())
-    write_params(tiny_work, train={'epochs': 3}, seeds=[0])
+    write_params(tiny_work, seeds=[0])
     out = bench(tiny_work, 'train', '--method', method).stdout
     assert 'cls_ohem/seed0: already trained' in out and 'skipped' in out, out[-2000:]
     assert 'mmengine' not in out, out[-2000:]
@@ -125,7 +127,7 @@ def test_same_seed_identical_and_resume_after_kill(tiny_work, tmp_path_factory):
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     pointer = work / 'last_checkpoint'  # written by MMEngine once epoch_1.pth is complete
-    while not (pointer.exists() and pointer.read_text().strip()):  # killed during epoch 2
+    while not (pointer.exists() and pointer.read_text().strip()):  # killed in the last epoch
         assert proc.poll() is None, 'training ended before it could be killed'
         assert time.time() < deadline
         time.sleep(0.05)
