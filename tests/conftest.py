@@ -107,6 +107,12 @@ def run_dvc(repo: Path, *args: str) -> str:
     return proc.stdout
 
 
+def stale_stages(repo: Path) -> set[str]:
+    """The stages ``dvc status`` lists in ``repo`` (what a ``dvc repro`` would run)."""
+    return {line.rstrip(':') for line in run_dvc(repo, 'status').splitlines()
+            if line and not line[0].isspace() and line.endswith(':')}
+
+
 def git(repo: Path, *args: str) -> None:
     subprocess.run(['git', '-c', 'user.name=posebench', '-c', 'user.email=ci@posebench',
                     *args], cwd=repo, check=True, capture_output=True)

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,14 +19,9 @@ import yaml
 
 from bench.params import ROOT
 from bench.runs import RunPaths
-from conftest import copy_repo, dvc_env, dvc_repo, git, run_dvc
+from conftest import copy_repo, dvc_env, dvc_repo, git, run_dvc, stale_stages
 
 pytestmark = pytest.mark.slow
-
-
-def _stale(repo: Path) -> set[str]:
-    return {line.rstrip(':') for line in run_dvc(repo, 'status').splitlines()
-            if line and not line[0].isspace() and line.endswith(':')}
 
 
 def _state(run: RunPaths) -> tuple:
@@ -63,12 +57,12 @@ def test_dvc_repro_end_to_end(tiny_study, tmp_path):
     doc = yaml.safe_load((repo / 'params.yaml').read_text())
     doc['methods']['cls_ohem']['loss']['neg_pos_ratio'] = 2
     (repo / 'params.yaml').write_text(yaml.safe_dump(doc, sort_keys=False))
-    assert _stale(repo) == {'tune@cls_ohem', 'train@cls_ohem', 'report', 'floor'}
+    assert stale_stages(repo) == {'tune@cls_ohem', 'train@cls_ohem', 'report', 'floor'}
 
     # a new seed: every train stage re-runs, but trains only what changed
     doc['seeds'] = [0, 1]
     (repo / 'params.yaml').write_text(yaml.safe_dump(doc, sort_keys=False))
-    assert _stale(repo) == {'tune@cls_ohem', 'train@regression_dark', 'train@cls_ohem',
+    assert stale_stages(repo) == {'tune@cls_ohem', 'train@regression_dark', 'train@cls_ohem',
                             'evaluate@regression_dark', 'evaluate@cls_ohem', 'report', 'floor'}
     runs = repo / 'runs'
     kept = _state(RunPaths('regression_dark', 0, runs))

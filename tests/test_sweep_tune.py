@@ -175,7 +175,7 @@ def test_sweep_and_tuning_through_dvc(tmp_path):
     is the best of its trials on the validation split, its seeds train with it, the report
     shows the choice and draws the paired difference per resolution; a new geometry trains
     only the new runs."""
-    from conftest import dvc_repo, run_dvc
+    from conftest import dvc_repo, run_dvc, stale_stages
     repo = dvc_repo(tmp_path / 'repo', train={'epochs': 1},
                     sweep=[{'heatmap_size': [8, 8], 'sigma': 1.0}],
                     tune={'enabled': True, 'lrs': [0.0005, 0.02], 'epochs': 1})
@@ -214,8 +214,7 @@ def test_sweep_and_tuning_through_dvc(tmp_path):
     doc = yaml.safe_load((repo / 'params.yaml').read_text())
     doc['sweep'].append({'heatmap_size': [4, 4], 'sigma': 1.0})
     (repo / 'params.yaml').write_text(yaml.safe_dump(doc, sort_keys=False))
-    stale = {line.rstrip(':') for line in run_dvc(repo, 'status').splitlines()
-             if line and not line[0].isspace() and line.endswith(':')}
+    stale = stale_stages(repo)
     assert {'train@regression_dark', 'train@cls_ohem'} <= stale, stale
     assert not {s for s in stale if s.startswith('tune@')}, stale
     out = run_dvc(repo, 'repro', 'train@cls_ohem')
